@@ -1,0 +1,5 @@
+"""Allow ``python -m anju``."""
+
+from anju.cli import main
+
+main()

@@ -1,0 +1,148 @@
+"""Passwords, accounts and console sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from anju.auth.defaults import DEFAULT_ROLES, DEFAULT_TAGS
+from anju.auth.models import LoginSession, Role, User
+from anju.core.errors import ValidationFailed
+from anju.core.scope import Actor
+from anju.registry.models import Tag
+
+_hasher = PasswordHasher()  # argon2id with the library's recommended parameters
+MIN_PASSWORD = 10
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_password() -> str:
+    """A random password people can type: 16 URL-safe characters."""
+    return secrets.token_urlsafe(12)
+
+
+def validate_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ValidationFailed.one("password", f"password needs at least {MIN_PASSWORD} characters")
+
+
+def seed_defaults(session: Session) -> None:
+    """Insert the shipped roles and tags that are missing (never overwrites edits)."""
+    have_roles = set(session.scalars(select(Role.code)))
+    for code, name, name_en, police, perms in DEFAULT_ROLES:
+        if code not in have_roles:
+            session.add(Role(code=code, name=name, name_en=name_en, police=police, permissions=perms))
+    have_tags = set(session.scalars(select(Tag.code)))
+    for code, name, name_en, police_only in DEFAULT_TAGS:
+        if code not in have_tags:
+            session.add(Tag(code=code, name=name, name_en=name_en, police_only=police_only))
+    session.flush()
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    display_name: str,
+    password: str,
+    role_code: str,
+    org_unit_id: int,
+    person_id: int | None = None,
+    must_change_password: bool = False,
+) -> User:
+    validate_password(password)
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise ValidationFailed.one("username", f"user {username} exists")
+    if session.get(Role, role_code) is None:
+        raise ValidationFailed.one("role_code", f"role {role_code} does not exist")
+    user = User(
+        username=username,
+        display_name=display_name,
+        password_hash=hash_password(password),
+        role_code=role_code,
+        org_unit_id=org_unit_id,
+        person_id=person_id,
+        must_change_password=must_change_password,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def actor_for(user: User) -> Actor:
+    return Actor(
+        user_id=user.id,
+        username=user.username,
+        org_path=user.org_unit.path,
+        permissions=frozenset(user.role.permissions),
+        police=user.role.police,
+        person_id=user.person_id,
+    )
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        # Spend the same time as a real check so timing does not reveal which names exist.
+        check_password(_DUMMY_HASH, password)
+        return None
+    if not user.active or not check_password(user.password_hash, password):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def start_session(
+    session: Session, user: User, now: dt.datetime, hours: int, ip: str | None
+) -> tuple[str, LoginSession]:
+    """Open a console session; returns the cookie token (only its hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    row = LoginSession(
+        token_hash=_token_hash(token),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(24),
+        created_at=now,
+        expires_at=now + dt.timedelta(hours=hours),
+        ip=ip,
+    )
+    user.last_login_at = now
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def session_for(session: Session, token: str, now: dt.datetime) -> LoginSession | None:
+    row = session.scalar(select(LoginSession).where(LoginSession.token_hash == _token_hash(token)))
+    if row is None or row.revoked_at is not None or row.expires_at <= now or not row.user.active:
+        return None
+    return row
+
+
+def end_session(session: Session, token: str, now: dt.datetime) -> None:
+    row = session.scalar(select(LoginSession).where(LoginSession.token_hash == _token_hash(token)))
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = now
+
+
+_DUMMY_HASH = _hasher.hash("anju-timing-equaliser")

@@ -1,0 +1,101 @@
+"""The composition root: builds a node's engine, sessions and cipher from settings.
+
+The web app, the CLI, the simulator and the tests all start here; nothing else holds
+global state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from anju.auth import service as auth_service
+from anju.auth.models import User
+from anju.config import Settings
+from anju.core import migrate
+from anju.core.context import Ctx
+from anju.core.crypto import FieldCipher, load_or_create_key
+from anju.core.db import make_engine, make_session_factory, transaction
+from anju.core.scope import Actor
+from anju.org import service as org_service
+from anju.org.models import Level
+
+log = logging.getLogger(__name__)
+
+ROOT_CODE = "CITY"
+ROOT_NAME = "市公安局"
+
+
+@dataclass
+class Node:
+    """One running Anju node: settings plus the objects built from them."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    cipher: FieldCipher
+
+    @contextmanager
+    def unit_of_work(self, actor: Actor | None = None) -> Iterator[Ctx]:
+        """A transaction with its context: commits on success, rolls back on error."""
+        with transaction(self.sessions) as session:
+            yield Ctx(session=session, cipher=self.cipher, actor=actor or Actor.system())
+
+    def ctx(self, session: Session, actor: Actor | None = None) -> Ctx:
+        return Ctx(session=session, cipher=self.cipher, actor=actor or Actor.system())
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def bootstrap(settings: Settings, *, create_key: bool = False) -> Node:
+    """Build a node. Only ``anju init`` may create the data folder's key."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = load_or_create_key(settings.key_file, settings.secret_key, create=create_key)
+    engine = make_engine(settings.resolved_database_url)
+    return Node(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        cipher=FieldCipher(key),
+    )
+
+
+@dataclass(frozen=True)
+class InitResult:
+    admin_created: bool
+    admin_username: str
+    admin_password: str | None  # only when generated: printed once
+
+
+def initialise(node: Node, admin_password: str | None = None) -> InitResult:
+    """Migrate to head, seed roles and tags, make the root organisation and first admin."""
+    migrate.upgrade(node.engine)
+    with node.unit_of_work() as ctx:
+        auth_service.seed_defaults(ctx.session)
+        root = org_service.root(ctx.session)
+        if root is None:
+            root = org_service.add_unit(
+                ctx.session, level=Level.CITY, code=ROOT_CODE, name=ROOT_NAME, parent=None
+            )
+        if ctx.session.scalar(select(User.id).where(User.username == "admin")) is not None:
+            return InitResult(False, "admin", None)
+        generated = admin_password is None
+        password = admin_password or auth_service.new_password()
+        auth_service.create_user(
+            ctx.session,
+            username="admin",
+            display_name="系统管理员",
+            password=password,
+            role_code="admin",
+            org_unit_id=root.id,
+            must_change_password=False,
+        )
+        log.info("created the first admin account")
+        return InitResult(True, "admin", password if generated else None)

@@ -1,0 +1,125 @@
+"""One typed settings tree, read from ``ANJU_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Variables read by the test suite, not by the node itself.
+EXTRA_ENVIRONMENT_KEYS = frozenset({"ANJU_TEST_PG", "ANJU_TEST_OUTPUT"})
+
+
+class Settings(BaseSettings):
+    """Settings of one Anju node. Unknown ``ANJU_*`` keys are refused."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ANJU_",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Field(
+        default=Path("anju-data"),
+        description="Folder holding the embedded database, the key file and the blob store.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default is SQLite in the data folder. "
+        "PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Base64 32-byte master key for sensitive fields; default: the key file "
+        "in the data folder.",
+        repr=False,
+    )
+    admin_password: str | None = Field(
+        default=None,
+        description="Password for the first admin account created by 'anju init'.",
+        repr=False,
+    )
+    timezone: str = Field(
+        default="Asia/Shanghai", description="Time zone used to show times to people."
+    )
+    language: Literal["zh_CN", "en"] = Field(
+        default="zh_CN", description="Default console language."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the web server binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port of the web server.")
+    session_hours: int = Field(
+        default=12, ge=1, le=24 * 30, description="Console session lifetime in hours."
+    )
+    secure_cookies: bool | None = Field(
+        default=None,
+        description="Mark cookies Secure; default: only when the request came over HTTPS.",
+    )
+    page_size: int = Field(default=50, ge=5, le=500, description="Rows per console page.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("only sqlite:// and postgresql+psycopg:// URLs are supported")
+        if value.startswith("postgresql") and not value.startswith("postgresql+psycopg"):
+            raise ValueError("use the psycopg 3 driver: postgresql+psycopg://…")
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The database URL in force, defaulting to SQLite inside the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'anju.db').resolve()}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+class UnknownSettingError(ValueError):
+    """An ``ANJU_*`` variable names no setting (a typo would otherwise be ignored)."""
+
+
+def unknown_environment_keys(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``ANJU_*`` variables in the environment that name no setting."""
+    environ = os.environ if environ is None else environ
+    known = {f"ANJU_{name.upper()}" for name in Settings.model_fields}
+    known |= EXTRA_ENVIRONMENT_KEYS
+    return sorted(key for key in environ if key.upper().startswith("ANJU_") and key.upper() not in known)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with explicit overrides (used by the CLI).
+
+    Unknown ``ANJU_*`` variables are refused so that a misspelt setting never goes unnoticed.
+    """
+    unknown = unknown_environment_keys()
+    if unknown:
+        raise UnknownSettingError(
+            "unknown setting(s): " + ", ".join(unknown) + " (see 'anju check-config --help')"
+        )
+    return Settings(**overrides)  # type: ignore[arg-type]

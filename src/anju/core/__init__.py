@@ -1,0 +1,1 @@
+"""Shared infrastructure: database, settings-derived services, crypto, validation."""

@@ -1,0 +1,1 @@
+"""Alembic migrations; run through :mod:`anju.core.migrate`, never ``create_all``."""

@@ -1,0 +1,1 @@
+"""The organisation tree: city bureau → district → station → police office → community."""

@@ -1,0 +1,1 @@
+"""The registry: one standard, three actuals (一标三实) and the records around them."""

@@ -1,0 +1,98 @@
+"""Shared fixtures: a migrated node per database backend, and a rolled-back ctx per test.
+
+Integration tests that take ``node`` or ``ctx`` run once on SQLite and once on PostgreSQL.
+PostgreSQL comes from ``ANJU_TEST_PG`` (default: the local server's ``test`` database, trust
+auth); each run creates a throwaway database and drops it afterwards. When no server answers,
+the PostgreSQL half is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.orm import Session
+
+from anju.bootstrap import Node, bootstrap, initialise
+from anju.config import Settings
+from anju.core.context import Ctx
+from anju.core.scope import Actor
+
+PG_ADMIN_URL = os.environ.get("ANJU_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+TEST_KEY = base64.b64encode(bytes(range(32))).decode()
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+
+def _pg_available() -> str | None:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}".splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this run, as a SQLAlchemy URL."""
+    reason = _pg_available()
+    if reason:
+        pytest.skip(reason)
+    name = f"anju_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    yield f"{base}/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(data_dir: Path, database_url: str | None) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        secret_key=TEST_KEY,
+    )
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The database URL of each backend in turn."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'anju.db'}"
+    return str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture(scope="session")
+def node(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """A migrated, initialised node on each backend (shared by the tests of a run)."""
+    settings = make_settings(tmp_path_factory.mktemp("data"), backend)
+    built = bootstrap(settings)
+    initialise(built, admin_password=ADMIN_PASSWORD)
+    yield built
+    built.dispose()
+
+
+@pytest.fixture
+def ctx(node: Node) -> Iterator[Ctx]:
+    """A system-actor context whose writes are rolled back after the test."""
+    with node.engine.connect() as conn:
+        outer = conn.begin()
+        session = Session(bind=conn, join_transaction_mode="create_savepoint")
+        try:
+            yield Ctx(session=session, cipher=node.cipher, actor=Actor.system())
+        finally:
+            session.close()
+            outer.rollback()
+
+
+@pytest.fixture(scope="session")
+def test_output() -> Path:
+    """Where tests leave artefacts people look at (screenshots, reports)."""
+    path = Path(os.environ.get("ANJU_TEST_OUTPUT", "test-output"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
