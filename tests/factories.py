@@ -41,17 +41,38 @@ def tree(ctx: Ctx, prefix: str | None = None) -> Tree:
     n = prefix or f"T{next(_seq)}"
     city = org_service.root(ctx.session)
     assert city is not None
-    district = org_service.add_unit(ctx.session, level=Level.DISTRICT, code=f"{n}D", name=f"{n}分局", parent=city)
-    station = org_service.add_unit(ctx.session, level=Level.STATION, code=f"{n}S", name=f"{n}派出所", parent=district)
-    office = org_service.add_unit(ctx.session, level=Level.OFFICE, code=f"{n}O", name=f"{n}警务室", parent=station)
-    community = org_service.add_unit(ctx.session, level=Level.COMMUNITY, code=f"{n}C", name=f"{n}小区", parent=office)
+    district = org_service.add_unit(
+        ctx.session, level=Level.DISTRICT, code=f"{n}D", name=f"{n}分局", parent=city
+    )
+    station = org_service.add_unit(
+        ctx.session, level=Level.STATION, code=f"{n}S", name=f"{n}派出所", parent=district
+    )
+    office = org_service.add_unit(
+        ctx.session, level=Level.OFFICE, code=f"{n}O", name=f"{n}警务室", parent=station
+    )
+    community = org_service.add_unit(
+        ctx.session, level=Level.COMMUNITY, code=f"{n}C", name=f"{n}小区", parent=office
+    )
     return Tree(city, district, station, office, community)
 
 
-def house(ctx: Ctx, community: OrgUnit, building: str = "1", unit: str = "1", floor: int = 3, room: str = "302") -> House:
-    b = ctx.session.query(Building).filter_by(community_id=community.id, number=building).one_or_none()
+def house(
+    ctx: Ctx,
+    community: OrgUnit,
+    building: str = "1",
+    unit: str = "1",
+    floor: int = 3,
+    room: str = "302",
+) -> House:
+    b = (
+        ctx.session.query(Building)
+        .filter_by(community_id=community.id, number=building)
+        .one_or_none()
+    )
     if b is None:
-        b = registry.buildings.create(ctx, schemas.BuildingCreate(community_id=community.id, number=building, floors=18))
+        b = registry.buildings.create(
+            ctx, schemas.BuildingCreate(community_id=community.id, number=building, floors=18)
+        )
     u = ctx.session.query(BuildingUnit).filter_by(building_id=b.id, number=unit).one_or_none()
     if u is None:
         u = registry.units.create(ctx, schemas.UnitCreate(building_id=b.id, number=unit))

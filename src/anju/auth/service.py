@@ -47,7 +47,9 @@ def seed_defaults(session: Session) -> None:
     have_roles = set(session.scalars(select(Role.code)))
     for code, name, name_en, police, perms in DEFAULT_ROLES:
         if code not in have_roles:
-            session.add(Role(code=code, name=name, name_en=name_en, police=police, permissions=perms))
+            session.add(
+                Role(code=code, name=name, name_en=name_en, police=police, permissions=perms)
+            )
     have_tags = set(session.scalars(select(Tag.code)))
     for code, name, name_en, police_only in DEFAULT_TAGS:
         if code not in have_tags:

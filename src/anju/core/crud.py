@@ -115,8 +115,10 @@ class EntityService(Generic[M]):
     def community_for(self, ctx: Ctx, values: dict[str, Any]) -> int:
         """The community a new record belongs to, checked against the caller's scope."""
         community_id = values.get(self.COMMUNITY_FIELD)
-        if community_id is None or not in_scope(ctx.session, ctx.actor, community_id) or not (
-            self._is_community(ctx, community_id)
+        if (
+            community_id is None
+            or not in_scope(ctx.session, ctx.actor, community_id)
+            or not (self._is_community(ctx, community_id))
         ):
             raise ValidationFailed.one(self.COMMUNITY_FIELD, "community does not exist")
         return int(community_id)
@@ -160,7 +162,9 @@ class EntityService(Generic[M]):
                 continue
             clear = values.pop(name)
             if clear in (None, ""):
-                values[f"{prefix}_enc"] = values[f"{prefix}_hash"] = values[f"{prefix}_masked"] = None
+                values[f"{prefix}_enc"] = values[f"{prefix}_hash"] = values[f"{prefix}_masked"] = (
+                    None
+                )
                 continue
             sealed = ctx.cipher.seal(str(clear), prefix)
             values[f"{prefix}_enc"] = sealed.ciphertext

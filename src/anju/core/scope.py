@@ -34,7 +34,9 @@ class Actor:
     @classmethod
     def system(cls, name: str = "system") -> Actor:
         """The node itself (CLI, simulator, migrations): sees the whole tree."""
-        return cls(user_id=None, username=name, org_path="/", permissions=frozenset({"*"}), police=True)
+        return cls(
+            user_id=None, username=name, org_path="/", permissions=frozenset({"*"}), police=True
+        )
 
 
 def communities_in_scope(actor: Actor) -> Select[tuple[int]]:

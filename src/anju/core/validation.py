@@ -21,7 +21,9 @@ _ENERGY_LETTERS = "DABCEFGHJK"
 _ORDINARY = re.compile(
     rf"^[{PROVINCES}][A-Z][{_PLATE_LETTERS}0-9]{{4}}[{_PLATE_LETTERS}0-9挂学警港澳]$"
 )
-_ENERGY_SMALL = re.compile(rf"^[{PROVINCES}][A-Z][{_ENERGY_LETTERS}][{_PLATE_LETTERS}0-9][0-9]{{4}}$")
+_ENERGY_SMALL = re.compile(
+    rf"^[{PROVINCES}][A-Z][{_ENERGY_LETTERS}][{_PLATE_LETTERS}0-9][0-9]{{4}}$"
+)
 _ENERGY_LARGE = re.compile(rf"^[{PROVINCES}][A-Z][0-9]{{5}}[{_ENERGY_LETTERS}]$")
 _MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
 _LANDLINE = re.compile(r"^0[0-9]{2,3}[0-9]{7,8}$")
@@ -51,7 +53,13 @@ def resident_id(value: str) -> ResidentId:
     except InvalidChecksum:
         raise ValueError("ID number check digit is wrong") from None
     except InvalidComponent:
-        raise ValueError("ID number holds an impossible birth date") from None
+        try:
+            ric.get_birth_date(number)
+        except InvalidComponent:
+            raise ValueError("ID number holds an impossible birth date") from None
+        raise ValueError(
+            "ID number region code (first 6 digits) is not a county that existed in its birth year"
+        ) from None
     except ValidationError:
         raise ValueError("ID number is not a valid resident ID") from None
     birth = ric.get_birth_date(number)

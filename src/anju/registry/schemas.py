@@ -5,9 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from anju.core import validation
+from anju.core.errors import FieldValueError
 from anju.devices.models import DeviceKind, DeviceStatus
 from anju.registry.models import (
     ForceRole,
@@ -143,22 +152,27 @@ class _PersonIdentity(Schema):
     arrival_date: dt.date | None = None
     leaving_date: dt.date | None = None
 
+    @field_validator("id_number")
+    @classmethod
+    def _id_number(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        kind = info.data.get("id_type") or IdType.RESIDENT_ID
+        if kind is IdType.RESIDENT_ID:
+            return validation.resident_id(value).number
+        number = value.strip().upper()
+        if not 5 <= len(number) <= 30 or not number.isalnum():
+            raise ValueError("document number must be 5–30 letters or digits")
+        return number
+
     @model_validator(mode="after")
-    def _identity(self) -> _PersonIdentity:
-        if self.id_number is not None:
-            kind = self.id_type or IdType.RESIDENT_ID
-            if kind is IdType.RESIDENT_ID:
-                rid = validation.resident_id(self.id_number)
-                self.id_number = rid.number
-                self.birth_date = rid.birth_date
-                self.sex = Sex(rid.sex)
-            else:
-                number = self.id_number.strip().upper()
-                if not 5 <= len(number) <= 30 or not number.isalnum():
-                    raise ValueError("document number must be 5–30 letters or digits")
-                self.id_number = number
+    def _derived(self) -> _PersonIdentity:
+        if self.id_number and (self.id_type or IdType.RESIDENT_ID) is IdType.RESIDENT_ID:
+            rid = validation.resident_id(self.id_number)
+            self.birth_date = rid.birth_date
+            self.sex = Sex(rid.sex)
         if self.arrival_date and self.leaving_date and self.leaving_date < self.arrival_date:
-            raise ValueError("leaving date is before arrival date")
+            raise FieldValueError("leaving_date", "leaving date is before arrival date")
         return self
 
 
@@ -197,7 +211,7 @@ class ResidencyCreate(Schema):
     @model_validator(mode="after")
     def _dates(self) -> ResidencyCreate:
         if self.lease_end and self.lease_end < self.start_date:
-            raise ValueError("lease end is before the start date")
+            raise FieldValueError("lease_end", "lease end is before the start date")
         return self
 
 
@@ -328,7 +342,9 @@ class IncidentCreate(Schema):
     @model_validator(mode="after")
     def _aware(self) -> IncidentCreate:
         if self.occurred_at.tzinfo is None:
-            raise ValueError("occurred_at needs a UTC offset, e.g. 2026-11-21T08:00:00+08:00")
+            raise FieldValueError(
+                "occurred_at", "occurred_at needs a UTC offset, e.g. 2026-11-21T08:00:00+08:00"
+            )
         return self
 
 

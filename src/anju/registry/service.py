@@ -59,7 +59,9 @@ class UnitService(EntityService[BuildingUnit]):
     def community_for(self, ctx: Ctx, values: dict[str, Any]) -> int:
         building = ctx.session.get(Building, values["building_id"])
         if building is None or not _visible(ctx, building.community_id):
-            raise ValidationFailed.one("building_id", f"building {values['building_id']} does not exist")
+            raise ValidationFailed.one(
+                "building_id", f"building {values['building_id']} does not exist"
+            )
         return building.community_id
 
     def before_write(self, ctx: Ctx, values: dict[str, Any], obj: BuildingUnit | None) -> None:
@@ -138,7 +140,9 @@ class PersonService(EntityService[Person]):
             lookup = ctx.cipher.lookup_hash(values["id_number"], "id_number")
             clash = ctx.session.scalar(select(Person.id).where(Person.id_number_hash == lookup))
             if clash is not None and (obj is None or clash != obj.id):
-                raise ValidationFailed.one("id_number", "a person with this ID number is already registered")
+                raise ValidationFailed.one(
+                    "id_number", "a person with this ID number is already registered"
+                )
 
     def after_build(self, ctx: Ctx, obj: Person, values: dict[str, Any]) -> None:
         if values.get("tags") is not None:
@@ -215,7 +219,9 @@ houses = HouseService(
 people = PersonService(
     Person,
     sealed={"id_number": "id_number", "phone": "phone"},
-    unique_messages={"id_number_hash": ("id_number", "a person with this ID number is already registered")},
+    unique_messages={
+        "id_number_hash": ("id_number", "a person with this ID number is already registered")
+    },
 )
 residencies = ResidencyService(
     Residency,
@@ -225,7 +231,9 @@ organisations = EntityService(
     Organisation,
     sealed={"contact_phone": "contact_phone"},
     refs={"house_id": _house_ref()},
-    unique_messages={"credit_code": ("credit_code", "an organisation with this credit code exists")},
+    unique_messages={
+        "credit_code": ("credit_code", "an organisation with this credit code exists")
+    },
 )
 parking_spaces = EntityService(
     ParkingSpace,

@@ -1,0 +1,214 @@
+"""The ``anju`` command: init, demo, serve, check-config, import/export, sim, users."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from anju import __version__
+from anju.config import Settings, UnknownSettingError, load_settings
+
+app = typer.Typer(
+    name="anju",
+    help="Anju (安居) — smart safe community platform.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object (for scripts).")]
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except (UnknownSettingError, ValidationError) as exc:
+        err_console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _node(settings: Settings, create_key: bool = False) -> Any:
+    from anju.bootstrap import bootstrap
+    from anju.core.crypto import KeyError_
+
+    try:
+        return bootstrap(settings, create_key=create_key)
+    except KeyError_ as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(__version__)
+
+
+@app.command()
+def init(json_output: JsonFlag = False) -> None:
+    """Create the data folder and database, migrate, and make the first admin account."""
+    from anju.bootstrap import initialise
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_level)
+    node = _node(settings, create_key=True)
+    result = initialise(node, admin_password=settings.admin_password)
+    node.dispose()
+    out = {
+        "data_dir": str(settings.data_dir.resolve()),
+        "database": node.engine.url.render_as_string(hide_password=True),
+        "admin_created": result.admin_created,
+        "admin_username": result.admin_username,
+        "admin_password": result.admin_password,
+    }
+    if json_output:
+        print(json.dumps(out, ensure_ascii=False))
+        return
+    console.print(f"data folder: {out['data_dir']}")
+    console.print(f"database:    {out['database']}")
+    if result.admin_created and result.admin_password:
+        console.print(
+            f"[bold]admin account created[/bold]: user [cyan]admin[/cyan], password "
+            f"[cyan]{result.admin_password}[/cyan] (shown once; keep it safe)"
+        )
+    elif result.admin_created:
+        console.print("admin account created with the password from ANJU_ADMIN_PASSWORD")
+    else:
+        console.print("already initialised; schema is at the newest revision")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Run the web server (console and API); migrates the database to the newest revision."""
+    settings = settings_or_exit(host=host, port=port)
+    configure_logging(settings.log_level)
+    node = _node(settings)
+    from anju.core import migrate
+
+    migrate.upgrade(node.engine)
+    _run_server(node)
+
+
+def _run_server(node: Any) -> None:
+    import uvicorn
+
+    from anju.web.app import create_app
+
+    settings = node.settings
+    console.print(f"Anju console: [bold]http://{settings.host}:{settings.port}/[/bold]")
+    uvicorn.run(
+        create_app(node),
+        host=settings.host,
+        port=settings.port,
+        access_log=False,  # our own access log leaves query strings out
+        log_config=None,
+    )
+
+
+@app.command()
+def demo(
+    residents: Annotated[int, typer.Option(help="Residents of the simulated community.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 2026,
+    host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Initialise if needed, build a simulated community, and serve the console."""
+    from anju.bootstrap import initialise
+    from anju.demo import DEMO_PASSWORD, ensure_demo
+
+    settings = settings_or_exit(host=host, port=port)
+    configure_logging(settings.log_level)
+    node = _node(settings, create_key=True)
+    initialise(node, admin_password=settings.admin_password or DEMO_PASSWORD)
+    accounts = ensure_demo(node, residents=residents, seed=seed, console=console)
+    table = Table(title="Demo accounts")
+    for col in ("user", "password", "role", "scope"):
+        table.add_column(col)
+    for row in accounts:
+        table.add_row(*row)
+    console.print(table)
+    _run_server(node)
+
+
+@app.command("check-config")
+def check_config(json_output: JsonFlag = False) -> None:
+    """Validate settings, the secret key and the database; print what is in force."""
+    from anju.core import migrate
+    from anju.core.crypto import KeyError_, load_or_create_key
+
+    settings = settings_or_exit()
+    problems: list[str] = []
+    try:
+        load_or_create_key(settings.key_file, settings.secret_key, create=False)
+    except KeyError_ as exc:
+        problems.append(str(exc))
+    from anju.core.db import make_engine
+
+    engine = make_engine(settings.resolved_database_url)
+    current = head = None
+    try:
+        current, head = migrate.current_revision(engine), migrate.head_revision(engine)
+        if current != head:
+            problems.append(f"database schema at {current}, newest is {head} (run 'anju init')")
+    except Exception as exc:  # any driver error means the database is unreachable
+        problems.append(f"database unreachable: {exc}".splitlines()[0])
+    finally:
+        engine.dispose()
+    shown = {
+        name: ("***" if name in ("secret_key", "admin_password") and value else value)
+        for name, value in settings.model_dump(mode="json").items()
+    }
+    shown["database"] = engine.url.render_as_string(hide_password=True)
+    out = {"ok": not problems, "settings": shown, "schema": current, "newest": head, "problems": problems}
+    if json_output:
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        table = Table(title="Settings in force")
+        table.add_column("setting")
+        table.add_column("value")
+        for name, value in shown.items():
+            table.add_row(name, str(value))
+        console.print(table)
+        for p in problems:
+            err_console.print(f"[red]problem:[/red] {p}")
+        if not problems:
+            console.print("[green]configuration OK[/green]")
+    if problems:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Entry point of the ``anju`` script."""
+    _mount_optional()
+    app()
+
+
+def _mount_optional() -> None:
+    """Attach the command groups of other slices."""
+    from anju.registry.transfer_cli import export_command, import_command
+    from anju.sim.cli import app as sim_app
+    from anju.users_cli import app as users_app
+
+    app.command("import")(import_command)
+    app.command("export")(export_command)
+    app.add_typer(sim_app, name="sim")
+    app.add_typer(users_app, name="user")

@@ -1,0 +1,70 @@
+"""The demo: a simulated community and one account per everyday role, ready to explore."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from sqlalchemy import select
+
+from anju.auth import service as auth_service
+from anju.auth.models import User
+from anju.bootstrap import Node
+from anju.org.models import OrgUnit
+
+log = logging.getLogger(__name__)
+
+DEMO_CODE = "YGHY"
+DEMO_NAME = "阳光花园"
+DEMO_PASSWORD = "anju-demo-2026"
+
+# username, display name, role, which node: the community or one of its ancestors by level
+DEMO_ACCOUNTS = [
+    ("officer", "李警官", "officer", "office"),
+    ("station", "派出所分析员", "station_analyst", "station"),
+    ("grid", "网格员小王", "grid_worker", "community"),
+    ("property", "物业张经理", "property_manager", "community"),
+]
+
+
+def ensure_demo(node: Node, *, residents: int, seed: int, console: Console) -> list[tuple[str, str, str, str]]:
+    """Build the demo community once, add the demo accounts; returns (user, password, role, scope)."""
+    from anju.sim.community import CommunityConfig, build_community
+
+    with node.unit_of_work() as ctx:
+        community = ctx.session.scalar(select(OrgUnit).where(OrgUnit.code == DEMO_CODE))
+    if community is None:
+        config = CommunityConfig(seed=seed, residents=residents, code=DEMO_CODE, name=DEMO_NAME)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("building the demo community", total=None)
+
+            def report(step: str, done: int, total: int) -> None:
+                progress.update(task, description=step, completed=done, total=total)
+
+            with node.unit_of_work() as ctx:
+                result = build_community(ctx, config, progress=report)
+        console.print(f"built {DEMO_NAME}: {result.summary()}")
+    return _ensure_accounts(node)
+
+
+def _ensure_accounts(node: Node) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = [("admin", "(see above / ANJU_ADMIN_PASSWORD)", "admin", "全市")]
+    with node.unit_of_work() as ctx:
+        community = ctx.session.scalar(select(OrgUnit).where(OrgUnit.code == DEMO_CODE))
+        assert community is not None
+        chain: dict[str, Any] = {}
+        unit: OrgUnit | None = community
+        while unit is not None:
+            chain[unit.level.value] = unit
+            unit = unit.parent
+        for username, display, role, level in DEMO_ACCOUNTS:
+            scope = chain[level]
+            if ctx.session.scalar(select(User.id).where(User.username == username)) is None:
+                auth_service.create_user(
+                    ctx.session, username=username, display_name=display, password=DEMO_PASSWORD,
+                    role_code=role, org_unit_id=scope.id,
+                )
+            rows.append((username, DEMO_PASSWORD, role, scope.name))
+    return rows

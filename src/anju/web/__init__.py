@@ -1,0 +1,1 @@
+"""The web side: FastAPI app factory, console (Jinja2 + HTMX) and JSON API."""
