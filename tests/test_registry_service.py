@@ -58,12 +58,22 @@ def test_duplicate_id_number_is_refused_by_field(ctx):
 def test_residency_on_missing_house_names_the_field(ctx):
     t = f.tree(ctx)
     person = registry.people.create(
-        ctx, schemas.PersonCreate(community_id=t.community.id, name="王五", id_number=f.resident_id_for("110101", "19800101", 11))
+        ctx,
+        schemas.PersonCreate(
+            community_id=t.community.id,
+            name="王五",
+            id_number=f.resident_id_for("110101", "19800101", 11),
+        ),
     )
     with pytest.raises(ValidationFailed) as err:
         registry.residencies.create(
             ctx,
-            schemas.ResidencyCreate(person_id=person.id, house_id=999999, relation="tenant", start_date=dt.date(2026, 1, 1)),
+            schemas.ResidencyCreate(
+                person_id=person.id,
+                house_id=999999,
+                relation="tenant",
+                start_date=dt.date(2026, 1, 1),
+            ),
         )
     assert err.value.errors[0].field == "house_id"
     assert ctx.session.scalar(select(Residency).where(Residency.person_id == person.id)) is None
@@ -73,14 +83,26 @@ def test_ending_a_residency_keeps_history(ctx):
     t = f.tree(ctx)
     house = f.house(ctx, t.community)
     person = registry.people.create(
-        ctx, schemas.PersonCreate(community_id=t.community.id, name="赵六", id_number=f.resident_id_for("110101", "19900202", 21))
+        ctx,
+        schemas.PersonCreate(
+            community_id=t.community.id,
+            name="赵六",
+            id_number=f.resident_id_for("110101", "19900202", 21),
+        ),
     )
     res = registry.residencies.create(
         ctx,
-        schemas.ResidencyCreate(person_id=person.id, house_id=house.id, relation="tenant",
-                                start_date=dt.date(2026, 1, 1), lease_end=dt.date(2026, 12, 31)),
+        schemas.ResidencyCreate(
+            person_id=person.id,
+            house_id=house.id,
+            relation="tenant",
+            start_date=dt.date(2026, 1, 1),
+            lease_end=dt.date(2026, 12, 31),
+        ),
     )
-    registry.residencies.end(ctx, res, schemas.ResidencyEnd(end_date=dt.date(2026, 6, 30), reason="搬离"))
+    registry.residencies.end(
+        ctx, res, schemas.ResidencyEnd(end_date=dt.date(2026, 6, 30), reason="搬离")
+    )
     kept = ctx.session.get(Residency, res.id)
     assert kept is not None and kept.end_date == dt.date(2026, 6, 30) and not kept.active
     with pytest.raises(ValidationFailed):
@@ -90,18 +112,47 @@ def test_ending_a_residency_keeps_history(ctx):
 def test_scope_hides_other_subtrees(ctx):
     a = f.tree(ctx)
     b = f.tree(ctx)
-    pa = registry.people.create(ctx, schemas.PersonCreate(community_id=a.community.id, name="甲", id_number=f.resident_id_for("110101", "19700101", 31)))
-    registry.people.create(ctx, schemas.PersonCreate(community_id=b.community.id, name="乙", id_number=f.resident_id_for("110101", "19700101", 41)))
-    officer = Actor(user_id=None, username="o", org_path=a.station.path, permissions=frozenset({"*"}))
+    pa = registry.people.create(
+        ctx,
+        schemas.PersonCreate(
+            community_id=a.community.id,
+            name="甲",
+            id_number=f.resident_id_for("110101", "19700101", 31),
+        ),
+    )
+    registry.people.create(
+        ctx,
+        schemas.PersonCreate(
+            community_id=b.community.id,
+            name="乙",
+            id_number=f.resident_id_for("110101", "19700101", 41),
+        ),
+    )
+    officer = Actor(
+        user_id=None, username="o", org_path=a.station.path, permissions=frozenset({"*"})
+    )
     scoped = ctx.__class__(session=ctx.session, cipher=ctx.cipher, actor=officer)
-    names = set(ctx.session.scalars(registry.people.select(scoped).where(Person.community_id.in_([a.community.id, b.community.id])).with_only_columns(Person.name)))
+    names = set(
+        ctx.session.scalars(
+            registry.people.select(scoped)
+            .where(Person.community_id.in_([a.community.id, b.community.id]))
+            .with_only_columns(Person.name)
+        )
+    )
     assert names == {"甲"}
     assert registry.people.get(scoped, pa.id).name == "甲"
     other = ctx.session.scalar(select(Person).where(Person.name == "乙"))
     with pytest.raises(NotFound):
         registry.people.get(scoped, other.id)
     with pytest.raises(ValidationFailed) as err:
-        registry.people.create(scoped, schemas.PersonCreate(community_id=b.community.id, name="丙", id_number=f.resident_id_for("110101", "19700101", 51)))
+        registry.people.create(
+            scoped,
+            schemas.PersonCreate(
+                community_id=b.community.id,
+                name="丙",
+                id_number=f.resident_id_for("110101", "19700101", 51),
+            ),
+        )
     assert err.value.errors[0].field == "community_id"
 
 

@@ -109,7 +109,9 @@ def unknown_environment_keys(environ: Mapping[str, str] | None = None) -> list[s
     environ = os.environ if environ is None else environ
     known = {f"ANJU_{name.upper()}" for name in Settings.model_fields}
     known |= EXTRA_ENVIRONMENT_KEYS
-    return sorted(key for key in environ if key.upper().startswith("ANJU_") and key.upper() not in known)
+    return sorted(
+        key for key in environ if key.upper().startswith("ANJU_") and key.upper() not in known
+    )
 
 
 def load_settings(**overrides: object) -> Settings:
