@@ -8,6 +8,8 @@ structural references stay inside one community — happen here once, not in eac
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -21,6 +23,8 @@ from anju.core.errors import FieldError, NotFound, ValidationFailed
 from anju.core.scope import in_scope, restrict
 
 M = TypeVar("M")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -179,8 +183,14 @@ class EntityService(Generic[M]):
         try:
             ctx.session.flush()
         except IntegrityError as exc:
-            text = str(exc.orig).lower()
-            for needle, (field_name, message) in self.unique_messages.items():
-                if needle in text:
-                    raise ValidationFailed.one(field_name, message) from None
-            raise ValidationFailed.one("id", "the record conflicts with an existing one") from None
+            text = str(exc.orig)
+            table = self.model.__tablename__  # type: ignore[attr-defined]
+            if "UNIQUE constraint failed" in text or "duplicate key value" in text:
+                for column, (field_name, message) in self.unique_messages.items():
+                    sqlite_hit = re.search(rf"\b{table}\.{column}\b", text)
+                    pg_hit = re.search(rf'"uq_{table}_[a-z_]*{column}"', text)
+                    if sqlite_hit or pg_hit:
+                        raise ValidationFailed.one(field_name, message) from None
+                raise ValidationFailed.one("id", "the record conflicts with an existing one") from None
+            log.error("integrity error saving %s: %s", table, text.splitlines()[0])
+            raise

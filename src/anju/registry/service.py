@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from anju.core import validation
 from anju.core.context import Ctx
 from anju.core.crud import EntityService, Ref
 from anju.core.errors import ValidationFailed
@@ -198,6 +199,12 @@ class ResidencyService(EntityService[Residency]):
         return residency
 
 
+class VehicleService(EntityService[Vehicle]):
+    def before_write(self, ctx: Ctx, values: dict[str, Any], obj: Vehicle | None) -> None:
+        if values.get("plate"):
+            values["plate"], values["plate_kind"] = validation.plate(values["plate"])
+
+
 def _house_ref(label: str = "house") -> Ref:
     return Ref(House, label=label)
 
@@ -214,7 +221,10 @@ units = UnitService(
 houses = HouseService(
     House,
     refs={"owner_id": Ref(Person, same_community=False, label="person")},
-    unique_messages={"room": ("room", "this floor already has that room")},
+    unique_messages={
+        "room": ("room", "this floor already has that room"),
+        "address_code": ("room", "this unit already has a room with that number"),
+    },
 )
 people = PersonService(
     Person,
@@ -240,7 +250,7 @@ parking_spaces = EntityService(
     refs={"house_id": _house_ref()},
     unique_messages={"code": ("code", "a parking space with this code exists")},
 )
-vehicles = EntityService(
+vehicles = VehicleService(
     Vehicle,
     refs={
         "owner_id": Ref(Person, same_community=False, label="person"),

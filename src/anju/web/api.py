@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from anju.core.errors import NotFound, PermissionDenied, ValidationFailed, field_errors
 from anju.registry import schemas
 from anju.registry import service as registry
-from anju.web.deps import ApiCtx, CsrfDep, api_user
+from anju.web.deps import ApiCsrfDep, ApiCtx, api_user
 from anju.web.resources import BY_NAME, RESOURCES, Resource, serialize
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(api_user)])
@@ -68,14 +68,14 @@ def _register(resource: Resource) -> None:
         _require(ctx, resource)
         return serialize(resource, resource.service.get(ctx, record_id), ctx.actor.police)
 
-    @router.post(base, response_model=out, status_code=201, tags=[tag], dependencies=[CsrfDep], name=f"api_{resource.name}_create",
+    @router.post(base, response_model=out, status_code=201, tags=[tag], dependencies=[ApiCsrfDep], name=f"api_{resource.name}_create",
                  openapi_extra={"requestBody": {"content": {"application/json": {"schema": resource.create_schema.model_json_schema(ref_template="#/components/schemas/{model}")}}, "required": True}})
     def create_record(ctx: ApiCtx, body: dict[str, Any] = Body(...)) -> Any:
         _require(ctx, resource, edit=True)
         obj = resource.service.create(ctx, _validated(resource.create_schema, body))
         return serialize(resource, obj, ctx.actor.police)
 
-    @router.patch(base + "/{record_id}", response_model=out, tags=[tag], dependencies=[CsrfDep], name=f"api_{resource.name}_update")
+    @router.patch(base + "/{record_id}", response_model=out, tags=[tag], dependencies=[ApiCsrfDep], name=f"api_{resource.name}_update")
     def update_record(ctx: ApiCtx, record_id: int, body: dict[str, Any] = Body(...)) -> Any:
         _require(ctx, resource, edit=True)
         obj = resource.service.get(ctx, record_id)
@@ -84,14 +84,14 @@ def _register(resource: Resource) -> None:
 
     if resource.deletable:
 
-        @router.delete(base + "/{record_id}", status_code=204, tags=[tag], dependencies=[CsrfDep], name=f"api_{resource.name}_delete")
+        @router.delete(base + "/{record_id}", status_code=204, tags=[tag], dependencies=[ApiCsrfDep], name=f"api_{resource.name}_delete")
         def delete_record(ctx: ApiCtx, record_id: int) -> None:
             _require(ctx, resource, edit=True)
             resource.service.delete(ctx, resource.service.get(ctx, record_id))
 
     if resource.verifiable:
 
-        @router.post(base + "/{record_id}/verify", response_model=out, tags=[tag], dependencies=[CsrfDep], name=f"api_{resource.name}_verify")
+        @router.post(base + "/{record_id}/verify", response_model=out, tags=[tag], dependencies=[ApiCsrfDep], name=f"api_{resource.name}_verify")
         def verify_record(ctx: ApiCtx, record_id: int) -> Any:
             _require(ctx, resource)
             if not ctx.actor.can("registry.verify"):
@@ -105,7 +105,7 @@ for _resource in RESOURCES:
     _register(_resource)
 
 
-@router.post("/people/lookup", tags=["people"], dependencies=[CsrfDep], name="api_people_lookup")
+@router.post("/people/lookup", tags=["people"], dependencies=[ApiCsrfDep], name="api_people_lookup")
 def lookup_person(ctx: ApiCtx, body: IdNumberLookup) -> Any:
     """Find a person by full ID number (sent in the body so it never lands in URL logs)."""
     resource = BY_NAME["people"]
@@ -116,7 +116,7 @@ def lookup_person(ctx: ApiCtx, body: IdNumberLookup) -> Any:
     return serialize(resource, person, ctx.actor.police)
 
 
-@router.post("/residencies/{record_id}/end", tags=["residencies"], dependencies=[CsrfDep], name="api_residencies_end")
+@router.post("/residencies/{record_id}/end", tags=["residencies"], dependencies=[ApiCsrfDep], name="api_residencies_end")
 def end_residency(ctx: ApiCtx, record_id: int, body: dict[str, Any] = Body(...)) -> Any:
     """人走撤销 — end a residency; it stays as history."""
     resource = BY_NAME["residencies"]

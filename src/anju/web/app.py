@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from anju import __version__
 from anju.bootstrap import Node
 from anju.core.errors import NotFound, PermissionDenied, ValidationFailed, field_errors
-from anju.web import api, console
+from anju.web import api, console, transfer_views
 from anju.web.deps import CsrfFailed, LoginRequired
 from anju.web.templating import build_templates, render
 
@@ -55,6 +55,7 @@ def create_app(node: Node) -> FastAPI:
     app.state.templates = build_templates(node.settings.timezone)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(api.router)
+    app.include_router(transfer_views.router)
     app.include_router(console.router)
 
     @app.middleware("http")
@@ -113,6 +114,10 @@ def create_app(node: Node) -> FastAPI:
     async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
         body = {"detail": [{"field": e.field, "message": e.message} for e in field_errors(exc)]}
         return JSONResponse(body, status_code=422)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return RedirectResponse("/static/favicon.svg", status_code=301)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -7,7 +7,7 @@ import secrets
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -25,9 +25,9 @@ from anju.web.deps import (
     SESSION_COOKIE,
     ConsoleCtx,
     CsrfDep,
+    LoginCsrfDep,
     NodeDep,
     SessionDep,
-    console_user,
 )
 from anju.web.i18n import LANGUAGES
 from anju.web.resources import RESOURCES, Resource, attr_path
@@ -62,7 +62,7 @@ def login_page(request: Request, next: str = "/") -> Response:
     return response
 
 
-@router.post("/login", dependencies=[CsrfDep])
+@router.post("/login", dependencies=[LoginCsrfDep])
 def login(
     request: Request,
     node: NodeDep,
@@ -92,7 +92,7 @@ def login(
     return response
 
 
-@router.post("/logout", dependencies=[Depends(console_user), CsrfDep])
+@router.post("/logout", dependencies=[CsrfDep])
 def logout(request: Request, session: SessionDep) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:

@@ -12,7 +12,7 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from anju.auth import service as auth_service
-from anju.auth.models import LoginSession, User
+from anju.auth.models import User
 from anju.bootstrap import Node
 from anju.core.context import Ctx
 from anju.core.db import utcnow
@@ -24,6 +24,7 @@ SESSION_COOKIE = "anju_session"
 LANG_COOKIE = "anju_lang"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+LOGIN_CSRF_COOKIE = "anju_login_csrf"
 
 
 class LoginRequired(Exception):
@@ -58,12 +59,27 @@ def get_session(node: NodeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-@dataclass
+@dataclass(frozen=True)
+class UserView:
+    """What pages show of the signed-in account: plain values that outlive the transaction."""
+
+    id: int
+    username: str
+    display_name: str
+    role_code: str
+    role_name: str
+    role_name_en: str
+    org_name: str
+    must_change_password: bool
+
+
+@dataclass(frozen=True)
 class Signed:
     """The signed-in account for this request."""
 
-    user: User
-    login: LoginSession
+    user: UserView
+    session_id: int
+    csrf_token: str
     actor: Actor
 
 
@@ -74,7 +90,18 @@ def _signed(request: Request, session: Session) -> Signed | None:
     login = auth_service.session_for(session, token, utcnow())
     if login is None:
         return None
-    return Signed(user=login.user, login=login, actor=auth_service.actor_for(login.user))
+    user: User = login.user
+    view = UserView(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        role_code=user.role_code,
+        role_name=user.role.name,
+        role_name_en=user.role.name_en,
+        org_name=user.org_unit.name,
+        must_change_password=user.must_change_password,
+    )
+    return Signed(user=view, session_id=login.id, csrf_token=login.csrf_token, actor=auth_service.actor_for(user))
 
 
 def console_user(request: Request, session: SessionDep) -> Signed:
@@ -109,11 +136,8 @@ ConsoleCtx = Annotated[Ctx, Depends(console_ctx)]
 ApiCtx = Annotated[Ctx, Depends(api_ctx)]
 
 
-async def csrf_protect(request: Request) -> None:
-    """State-changing requests carry the session's CSRF token (form field or header)."""
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return
-    signed: Signed | None = getattr(request.state, "signed", None)
+async def _check_csrf(request: Request, expected: str | None) -> None:
+    """State-changing requests carry the expected CSRF token (form field or header)."""
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -121,10 +145,24 @@ async def csrf_protect(request: Request) -> None:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    expected = signed.login.csrf_token if signed else request.cookies.get("anju_login_csrf")
     if not sent or not expected or not hmac.compare_digest(sent, expected):
         log.warning("CSRF check failed for %s %s", request.method, request.url.path)
         raise CsrfFailed()
 
 
-CsrfDep = Depends(csrf_protect)
+async def console_csrf(request: Request, signed: ConsoleUser) -> None:
+    await _check_csrf(request, signed.csrf_token)
+
+
+async def api_csrf(request: Request, signed: ApiUser) -> None:
+    await _check_csrf(request, signed.csrf_token)
+
+
+async def login_csrf(request: Request) -> None:
+    """Before sign-in there is no session: the form's token must match a cookie (double submit)."""
+    await _check_csrf(request, request.cookies.get(LOGIN_CSRF_COOKIE))
+
+
+CsrfDep = Depends(console_csrf)
+ApiCsrfDep = Depends(api_csrf)
+LoginCsrfDep = Depends(login_csrf)

@@ -111,3 +111,9 @@ def tag_choices(ctx: Ctx) -> list[Tag]:
     if not ctx.actor.police:
         stmt = stmt.where(Tag.police_only.is_(False))
     return list(ctx.session.scalars(stmt))
+
+
+def community_codes(ctx: Ctx) -> list[tuple[str, str]]:
+    """(code, name) of the communities in scope, for inputs that take a community code."""
+    stmt = select(OrgUnit.code, OrgUnit.name).where(OrgUnit.id.in_(communities_in_scope(ctx.actor))).order_by(OrgUnit.code)
+    return [(c, n) for c, n in ctx.session.execute(stmt)]

@@ -44,9 +44,30 @@ def code_messages() -> set[str]:
         if "migrations" in path.parts or "sim" in path.parts:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
+        for stmt in tree.body:
+            # Module-level message constants: _NO_HOUSE = "no such house …"
+            if (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+                and stmt.targets[0].id.lstrip("_").isupper()
+                and isinstance(stmt.value, ast.Constant)
+                and isinstance(stmt.value.value, str)
+                and " " in stmt.value.value
+                and stmt.value.value[:1].islower()
+            ):
+                found.add(stmt.value.value)
         for node in ast.walk(tree):
+            if isinstance(node, ast.keyword) and node.arg == "unique_messages":
+                found.update(_tuple_messages(node.value))
             if not isinstance(node, ast.Call):
                 continue
+            callee = node.func.id if isinstance(node.func, ast.Name) else ""
+            for kw in node.keywords if callee == "render" else []:
+                # render(request, ..., error="…", title="…", message="…")
+                if kw.arg in ("error", "title", "message") and isinstance(kw.value, ast.Constant):
+                    if isinstance(kw.value.value, str):
+                        found.add(kw.value.value)
             func = node.func
             name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
             index = _MESSAGE_CALLS.get(name)
@@ -55,6 +76,18 @@ def code_messages() -> set[str]:
             arg = node.args[index]
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 found.add(arg.value)
+    return found
+
+
+def _tuple_messages(node: ast.expr) -> set[str]:
+    """Messages in ``{"column": ("field", "message")}`` literals."""
+    found: set[str] = set()
+    if isinstance(node, ast.Dict):
+        for value in node.values:
+            if isinstance(value, ast.Tuple) and len(value.elts) == 2:
+                message = value.elts[1]
+                if isinstance(message, ast.Constant) and isinstance(message.value, str):
+                    found.add(message.value)
     return found
 
 

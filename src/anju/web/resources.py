@@ -6,7 +6,6 @@ form inputs, search and filters, and the permissions that guard it.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -101,9 +100,6 @@ class Resource:
 # Columns that never leave the server: ciphertexts and lookup hashes.
 HIDDEN_SUFFIXES = ("_enc", "_hash")
 
-_PY_TYPES: dict[str, Any] = {}
-
-
 def _out_model(resource: Resource) -> type[BaseModel]:
     """A typed output model from the table's columns (sealed columns left out)."""
     fields: dict[str, Any] = {}
@@ -162,7 +158,7 @@ RESOURCES: list[Resource] = [
         create_schema=schemas.PersonCreate,
         update_schema=schemas.PersonUpdate,
         columns=[
-            Column("name", "Name"),
+            Column("name", "Full name"),
             Column("id_number_masked", "ID number", "masked"),
             Column("sex", "Sex", "enum"),
             Column("birth_date", "Birth date", "date"),
@@ -174,7 +170,7 @@ RESOURCES: list[Resource] = [
         ],
         form=[
             COMMUNITY,
-            Input("name", "Name", required=True),
+            Input("name", "Full name", required=True),
             Input("id_type", "ID document type", "select", choices=IdType),
             Input("id_number", "ID number", required=True, help="18-character resident ID; birth date and sex are read from it"),
             Input("phone", "Phone"),
@@ -425,7 +421,7 @@ RESOURCES: list[Resource] = [
         create_schema=schemas.SecurityStaffCreate,
         update_schema=schemas.SecurityStaffUpdate,
         columns=[
-            Column("name", "Name"),
+            Column("name", "Full name"),
             Column("role", "Role", "enum"),
             Column("phone_masked", "Phone", "masked"),
             Column("employer", "Employer"),
@@ -434,7 +430,7 @@ RESOURCES: list[Resource] = [
         ],
         form=[
             COMMUNITY,
-            Input("name", "Name", required=True),
+            Input("name", "Full name", required=True),
             Input("role", "Role", "select", required=True, choices=ForceRole),
             Input("phone", "Phone"),
             Input("employer", "Employer"),
@@ -556,6 +552,3 @@ def attr_path(obj: Any, path: str) -> Any:
         obj = getattr(obj, part)
     return obj
 
-
-def today() -> dt.date:
-    return dt.date.today()

@@ -56,7 +56,7 @@ def render(
         signed=signed,
         user=signed.user if signed else None,
         actor=signed.actor if signed else None,
-        csrf_token=signed.login.csrf_token if signed else request.cookies.get("anju_login_csrf", ""),
+        csrf_token=signed.csrf_token if signed else request.cookies.get("anju_login_csrf", ""),
         htmx=request.headers.get("hx-request") == "true",
     )
     templates: Jinja2Templates = request.app.state.templates
