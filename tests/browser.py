@@ -24,13 +24,17 @@ FLAGS = [
 @contextmanager
 def chromium_page(viewport: dict[str, int] | None = None) -> Iterator[Any]:
     if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium fonts-wqy-microhei)")
+        pytest.skip(
+            "Debian's chromium is not installed (apt-get install chromium fonts-wqy-microhei)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         try:
-            context = browser.new_context(viewport=viewport or {"width": 1366, "height": 860}, locale="zh-CN")
+            context = browser.new_context(
+                viewport=viewport or {"width": 1366, "height": 860}, locale="zh-CN"
+            )
             page = context.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -12,6 +12,7 @@ import base64
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -36,9 +37,9 @@ def _pg_available() -> str | None:
         return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}".splitlines()[0]
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A throwaway PostgreSQL database for this run, as a SQLAlchemy URL."""
+@contextmanager
+def throwaway_pg() -> Iterator[str]:
+    """Create a PostgreSQL database, yield its SQLAlchemy URL, drop it afterwards."""
     reason = _pg_available()
     if reason:
         pytest.skip(reason)
@@ -46,9 +47,18 @@ def pg_database() -> Iterator[str]:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    yield f"{base}/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this run, as a SQLAlchemy URL."""
+    with throwaway_pg() as url:
+        yield url
 
 
 def make_settings(data_dir: Path, database_url: str | None) -> Settings:
@@ -75,6 +85,28 @@ def node(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nod
     initialise(built, admin_password=ADMIN_PASSWORD)
     yield built
     built.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def app_node(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Node]:
+    """A node on a database of its own, for tests whose requests commit (web, browser, CLI).
+
+    Committed rows would otherwise leak into the shared ``node`` that ``ctx`` tests count on.
+    """
+    data = tmp_path_factory.mktemp("app")
+    with ExitStack() as stack:
+        url = (
+            f"sqlite:///{data / 'anju.db'}"
+            if request.param == "sqlite"
+            else stack.enter_context(throwaway_pg())
+        )
+        built = bootstrap(make_settings(data, url))
+        initialise(built, admin_password=ADMIN_PASSWORD)
+        stack.callback(built.dispose)
+        built.backend = request.param  # type: ignore[attr-defined]
+        yield built
 
 
 @pytest.fixture

@@ -18,26 +18,32 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def populated(node):
-    with node.unit_of_work() as ctx:
+def populated(app_node):
+    with app_node.unit_of_work() as ctx:
         t = f.tree(ctx)
         house = f.house(ctx, t.community, building="5", unit="2", floor=6, room="602")
         person = registry.people.create(
             ctx,
-            schemas.PersonCreate(community_id=t.community.id, name="欧阳明月", id_number=f.resident_id_for("110101", "19780412", 100 + next(f._seq)), phone="13912345678"),
+            schemas.PersonCreate(
+                community_id=t.community.id,
+                name="欧阳明月",
+                id_number=f.resident_id_for("110101", "19780412", 100 + next(f._seq)),
+                phone="13912345678",
+            ),
         )
         registry.residencies.create(
-            ctx, schemas.ResidencyCreate(person_id=person.id, house_id=house.id, relation="owner", start_date="2020-05-01")
+            ctx,
+            schemas.ResidencyCreate(
+                person_id=person.id, house_id=house.id, relation="owner", start_date="2020-05-01"
+            ),
         )
         return {"house_id": house.id, "person_id": person.id, "community": t.community.name}
 
 
-def test_console_walkthrough(node, populated, test_output, backend):
-    if not backend.startswith("sqlite"):
-        pytest.skip("the browser walk-through runs once, on the embedded database")
+def test_console_walkthrough(app_node, populated, test_output):
     shots = test_output / "browser"
     shots.mkdir(parents=True, exist_ok=True)
-    with live_server(node) as base, chromium_page() as page:
+    with live_server(app_node) as base, chromium_page() as page:
         page.goto(f"{base}/people")
         assert "/login" in page.url
         page.fill("input[name=username]", "admin")
@@ -77,12 +83,13 @@ def test_console_walkthrough(node, populated, test_output, backend):
         page.screenshot(path=str(shots / "05-house-invalid.png"), full_page=True)
 
 
-def test_console_on_a_phone(node, populated, test_output, backend):
-    if not backend.startswith("sqlite"):
-        pytest.skip("the browser walk-through runs once, on the embedded database")
+def test_console_on_a_phone(app_node, populated, test_output):
     shots = test_output / "browser"
     shots.mkdir(parents=True, exist_ok=True)
-    with live_server(node) as base, chromium_page(viewport={"width": 390, "height": 844}) as page:
+    with (
+        live_server(app_node) as base,
+        chromium_page(viewport={"width": 390, "height": 844}) as page,
+    ):
         page.goto(f"{base}/login")
         page.fill("input[name=username]", "admin")
         page.fill("input[name=password]", ADMIN_PASSWORD)

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from anju.core.scope import Actor
+from anju.org.models import OrgUnit
 from anju.registry import schemas, transfer
 from anju.registry import service as registry
 from anju.registry.models import Building, House, Organisation, Person, Residency, Vehicle
@@ -50,8 +51,12 @@ def csv_bytes(rows: list[list[Any]], encoding: str) -> bytes:
     return out.getvalue().encode(encoding)
 
 
-def count(ctx, model: Any) -> int:
-    return int(ctx.session.scalar(select(func.count()).select_from(model)) or 0)
+def count(ctx, model: Any, code: str | None = None) -> int:
+    """Rows of a table; with ``code``, only those of that community (other tests commit rows)."""
+    stmt = select(func.count()).select_from(model)
+    if code is not None:
+        stmt = stmt.join(OrgUnit, OrgUnit.id == model.community_id).where(OrgUnit.code == code)
+    return int(ctx.session.scalar(stmt) or 0)
 
 
 def rejected(report: ImportReport) -> dict[tuple[str, int], tuple[str, str, str]]:
@@ -222,7 +227,7 @@ def test_changed_row_updates_the_matched_record(ctx):
     assert report.counts[Kind.PEOPLE].updated == 1
     person = registry.people.find_by_id_number(ctx, WANG)
     assert person.ethnicity == "回族" and person.phone_masked == "138****0002"
-    assert count(ctx, Person) == 1
+    assert count(ctx, Person, code) == 1
 
 
 def _seed_houses_and_vehicles(ctx, code: str) -> None:
@@ -346,7 +351,7 @@ def test_exported_people_are_masked_and_masked_values_never_stored(ctx):
     assert ZHANG not in parts and "13800138000" not in parts and "张伟" in parts
 
     report = transfer.import_file(ctx, as_csv, filename="people.csv")
-    assert report.counts[Kind.PEOPLE].rejected == 1 and count(ctx, Person) == 1
+    assert report.counts[Kind.PEOPLE].rejected == 1 and count(ctx, Person, code) == 1
     problem = report.rejections[0]
     assert (problem.column, problem.value, problem.reason) == (
         "证件号码",
@@ -516,7 +521,7 @@ def test_reference_to_a_mistyped_id_number_says_what_is_wrong(ctx):
     report = transfer.import_file(ctx, content, filename="v.xlsx")
     assert rejected(report)[("车辆", 2)][2] == "ID number check digit is wrong"
     assert rejected(report)[("车辆", 3)][2].startswith("no person with this ID number")
-    assert count(ctx, Vehicle) == 0
+    assert count(ctx, Vehicle, t.community.code) == 0
 
 
 # --- the CLI -------------------------------------------------------------------------------

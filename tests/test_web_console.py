@@ -13,17 +13,21 @@ from tests.web_helpers import sign_in
 
 
 @pytest.fixture
-def world(node):
+def world(app_node):
     """A committed tree with one house (each test gets its own codes)."""
-    with node.unit_of_work() as ctx:
+    with app_node.unit_of_work() as ctx:
         t = f.tree(ctx)
         house = f.house(ctx, t.community, building="9", unit="1", floor=2, room="201")
-        return {"community_id": t.community.id, "house_id": house.id, "station_path": t.station.path}
+        return {
+            "community_id": t.community.id,
+            "house_id": house.id,
+            "station_path": t.station.path,
+        }
 
 
 @pytest.fixture
-def client(node):
-    with TestClient(create_app(node)) as c:
+def client(app_node):
+    with TestClient(create_app(app_node)) as c:
         yield c
 
 
@@ -36,7 +40,9 @@ def test_anonymous_is_sent_to_login(client):
 
 def test_wrong_password_is_refused(client):
     token = client.get("/login").cookies.get("anju_login_csrf")
-    resp = client.post("/login", data={"username": "admin", "password": "nope", "csrf_token": token})
+    resp = client.post(
+        "/login", data={"username": "admin", "password": "nope", "csrf_token": token}
+    )
     assert resp.status_code == 401
     assert "用户名或密码错误" in resp.text
 
@@ -49,9 +55,15 @@ def test_login_without_csrf_is_refused(client):
 
 def test_register_person_with_bad_id_names_the_field_then_succeeds(client, world):
     csrf = sign_in(client, "admin", ADMIN_PASSWORD)
-    form = {"csrf_token": csrf, "community_id": str(world["community_id"]), "name": "测试人",
-            "id_type": "resident_id", "id_number": "360426199101010072", "phone": "13800138000",
-            "category": "registered"}
+    form = {
+        "csrf_token": csrf,
+        "community_id": str(world["community_id"]),
+        "name": "测试人",
+        "id_type": "resident_id",
+        "id_number": "360426199101010072",
+        "phone": "13800138000",
+        "category": "registered",
+    }
     bad = client.post("/people/new", data=form)
     assert bad.status_code == 422
     assert "校验码错误" in bad.text  # the message under the ID number field, in Chinese
@@ -67,36 +79,57 @@ def test_register_person_with_bad_id_names_the_field_then_succeeds(client, world
     assert "测试人" in found.text
 
 
-def test_edit_house_through_form(client, world, node):
+def test_edit_house_through_form(client, world, app_node):
     csrf = sign_in(client, "admin", ADMIN_PASSWORD)
     hid = world["house_id"]
     page = client.get(f"/houses/{hid}/edit")
     assert page.status_code == 200
-    resp = client.post(f"/houses/{hid}/edit", data={"csrf_token": csrf, "use": "rented", "area": "88.5", "plate_installed": "on"}, follow_redirects=False)
+    resp = client.post(
+        f"/houses/{hid}/edit",
+        data={"csrf_token": csrf, "use": "rented", "area": "88.5", "plate_installed": "on"},
+        follow_redirects=False,
+    )
     assert resp.status_code == 303
-    with node.unit_of_work() as ctx:
+    with app_node.unit_of_work() as ctx:
         house = ctx.session.get(House, hid)
         assert house.use == "rented" and house.area == 88.5 and house.plate_installed
 
 
-def test_post_without_csrf_changes_nothing(client, world, node):
+def test_post_without_csrf_changes_nothing(client, world, app_node):
     sign_in(client, "admin", ADMIN_PASSWORD)
     hid = world["house_id"]
     resp = client.post(f"/houses/{hid}/edit", data={"use": "vacant"})
     assert resp.status_code == 403
-    with node.unit_of_work() as ctx:
+    with app_node.unit_of_work() as ctx:
         assert ctx.session.get(House, hid).use != "vacant"
 
 
 def test_api_create_and_validation(client, world):
     csrf = sign_in(client, "admin", ADMIN_PASSWORD)
     headers = {"X-CSRF-Token": csrf}
-    bad = client.post("/api/v1/residencies", json={"person_id": 1, "house_id": 99999999, "relation": "tenant", "start_date": "2026-01-01"}, headers=headers)
+    bad = client.post(
+        "/api/v1/residencies",
+        json={
+            "person_id": 1,
+            "house_id": 99999999,
+            "relation": "tenant",
+            "start_date": "2026-01-01",
+        },
+        headers=headers,
+    )
     assert bad.status_code == 422
     assert any(e["field"] == "house_id" for e in bad.json()["detail"])
-    plate = client.post("/api/v1/vehicles", json={"community_id": world["community_id"], "plate": "粤B-1234I"}, headers=headers)
+    plate = client.post(
+        "/api/v1/vehicles",
+        json={"community_id": world["community_id"], "plate": "粤B-1234I"},
+        headers=headers,
+    )
     assert plate.status_code == 422 and plate.json()["detail"][0]["field"] == "plate"
-    made = client.post("/api/v1/vehicles", json={"community_id": world["community_id"], "plate": "粤b 12345"}, headers=headers)
+    made = client.post(
+        "/api/v1/vehicles",
+        json={"community_id": world["community_id"], "plate": "粤b 12345"},
+        headers=headers,
+    )
     assert made.status_code == 201, made.text
     assert made.json()["plate"] == "粤B12345" and made.json()["plate_kind"] == "ordinary"
     listed = client.get("/api/v1/vehicles", params={"q": "粤B12345"}).json()

@@ -16,14 +16,14 @@ from tests.web_helpers import sign_in
 
 
 @pytest.fixture
-def community_code(node):
-    with node.unit_of_work() as ctx:
+def community_code(app_node):
+    with app_node.unit_of_work() as ctx:
         return f.tree(ctx).community.code
 
 
 @pytest.fixture
-def client(node):
-    with TestClient(create_app(node)) as c:
+def client(app_node):
+    with TestClient(create_app(app_node)) as c:
         yield c
 
 
@@ -46,8 +46,11 @@ def test_upload_imports_good_rows_and_reports_bad_ones(client, community_code):
     people = client.get("/people", params={"q": "上传甲"})
     assert "上传甲" in people.text
     # The same file again creates nothing new.
-    again = client.post("/transfer/import", data={"csrf_token": csrf, "kind": "people"},
-                        files={"file": ("people.csv", csv, "text/csv")})
+    again = client.post(
+        "/transfer/import",
+        data={"csrf_token": csrf, "kind": "people"},
+        files={"file": ("people.csv", csv, "text/csv")},
+    )
     assert again.status_code == 200
     listed = client.get("/api/v1/people", params={"q": "上传甲"}).json()
     assert listed["total"] == 1
@@ -55,8 +58,11 @@ def test_upload_imports_good_rows_and_reports_bad_ones(client, community_code):
 
 def test_upload_of_a_non_spreadsheet_is_refused_clearly(client):
     csrf = sign_in(client, "admin", ADMIN_PASSWORD)
-    resp = client.post("/transfer/import", data={"csrf_token": csrf},
-                       files={"file": ("photo.xlsx", b"\x89PNG not a sheet", "application/octet-stream")})
+    resp = client.post(
+        "/transfer/import",
+        data={"csrf_token": csrf},
+        files={"file": ("photo.xlsx", b"\x89PNG not a sheet", "application/octet-stream")},
+    )
     assert resp.status_code == 422
     assert 'class="alert error"' in resp.text
 
@@ -65,11 +71,16 @@ def test_template_imports_cleanly_and_export_is_masked(client, community_code):
     csrf = sign_in(client, "admin", ADMIN_PASSWORD)
     template = client.get("/transfer/template", params={"community": community_code})
     assert template.status_code == 200
-    resp = client.post("/transfer/import", data={"csrf_token": csrf},
-                       files={"file": ("template.xlsx", template.content, transfer_views_xlsx())})
+    resp = client.post(
+        "/transfer/import",
+        data={"csrf_token": csrf},
+        files={"file": ("template.xlsx", template.content, transfer_views_xlsx())},
+    )
     assert resp.status_code == 200
-    assert "被拒绝的行" not in resp.text, resp.text[resp.text.find("report"):][:2000]
-    export = client.get("/transfer/export", params={"kind": "people", "fmt": "xlsx", "community": community_code})
+    assert "被拒绝的行" not in resp.text, resp.text[resp.text.find("report") :][:2000]
+    export = client.get(
+        "/transfer/export", params={"kind": "people", "fmt": "xlsx", "community": community_code}
+    )
     assert export.status_code == 200
     sheet = openpyxl.load_workbook(io.BytesIO(export.content)).active
     values = [str(c.value) for row in sheet.iter_rows() for c in row if c.value is not None]

@@ -138,8 +138,14 @@ def demo(
     settings = settings_or_exit(host=host, port=port)
     configure_logging(settings.log_level)
     node = _node(settings, create_key=True)
-    initialise(node, admin_password=settings.admin_password or DEMO_PASSWORD)
-    accounts = ensure_demo(node, residents=residents, seed=seed, console=console)
+    initial = settings.admin_password or DEMO_PASSWORD
+    result = initialise(node, admin_password=initial)
+    admin_note = (
+        initial if result.admin_created else "(set earlier; 'anju user set-password admin')"
+    )
+    accounts = ensure_demo(
+        node, residents=residents, seed=seed, console=console, admin_password=admin_note
+    )
     table = Table(title="Demo accounts")
     for col in ("user", "password", "role", "scope"):
         table.add_column(col)
@@ -178,7 +184,13 @@ def check_config(json_output: JsonFlag = False) -> None:
         for name, value in settings.model_dump(mode="json").items()
     }
     shown["database"] = engine.url.render_as_string(hide_password=True)
-    out = {"ok": not problems, "settings": shown, "schema": current, "newest": head, "problems": problems}
+    out = {
+        "ok": not problems,
+        "settings": shown,
+        "schema": current,
+        "newest": head,
+        "problems": problems,
+    }
     if json_output:
         print(json.dumps(out, ensure_ascii=False))
     else:
@@ -198,17 +210,15 @@ def check_config(json_output: JsonFlag = False) -> None:
 
 def main() -> None:
     """Entry point of the ``anju`` script."""
-    _mount_optional()
     app()
 
 
-def _mount_optional() -> None:
-    """Attach the command groups of other slices."""
-    from anju.registry.transfer_cli import export_command, import_command
-    from anju.sim.cli import app as sim_app
-    from anju.users_cli import app as users_app
+# The command groups of other slices (imported last: they import this module's helpers).
+from anju.registry.transfer_cli import export_command, import_command  # noqa: E402
+from anju.sim.cli import app as sim_app  # noqa: E402
+from anju.users_cli import app as users_app  # noqa: E402
 
-    app.command("import")(import_command)
-    app.command("export")(export_command)
-    app.add_typer(sim_app, name="sim")
-    app.add_typer(users_app, name="user")
+app.command("import")(import_command)
+app.command("export")(export_command)
+app.add_typer(sim_app, name="sim")
+app.add_typer(users_app, name="user")

@@ -16,8 +16,8 @@ from anju.org.models import OrgUnit
 
 log = logging.getLogger(__name__)
 
-DEMO_CODE = "YGHY"
-DEMO_NAME = "阳光花园"
+DEMO_CODE = "AJHY"
+DEMO_NAME = "安居花园"
 DEMO_PASSWORD = "anju-demo-2026"
 
 # username, display name, role, which node: the community or one of its ancestors by level
@@ -29,9 +29,11 @@ DEMO_ACCOUNTS = [
 ]
 
 
-def ensure_demo(node: Node, *, residents: int, seed: int, console: Console) -> list[tuple[str, str, str, str]]:
-    """Build the demo community once, add the demo accounts; returns (user, password, role, scope)."""
-    from anju.sim.community import CommunityConfig, build_community
+def ensure_demo(
+    node: Node, *, residents: int, seed: int, console: Console, admin_password: str
+) -> list[tuple[str, str, str, str]]:
+    """Build the demo community once and add the demo accounts (user, password, role, scope)."""
+    from anju.sim.community import STAGES, CommunityConfig, build_community
 
     with node.unit_of_work() as ctx:
         community = ctx.session.scalar(select(OrgUnit).where(OrgUnit.code == DEMO_CODE))
@@ -41,16 +43,18 @@ def ensure_demo(node: Node, *, residents: int, seed: int, console: Console) -> l
             task = progress.add_task("building the demo community", total=None)
 
             def report(step: str, done: int, total: int) -> None:
-                progress.update(task, description=step, completed=done, total=total)
+                progress.update(
+                    task, description=STAGES.get(step, step), completed=done, total=total
+                )
 
             with node.unit_of_work() as ctx:
                 result = build_community(ctx, config, progress=report)
         console.print(f"built {DEMO_NAME}: {result.summary()}")
-    return _ensure_accounts(node)
+    return _ensure_accounts(node, admin_password)
 
 
-def _ensure_accounts(node: Node) -> list[tuple[str, str, str, str]]:
-    rows: list[tuple[str, str, str, str]] = [("admin", "(see above / ANJU_ADMIN_PASSWORD)", "admin", "全市")]
+def _ensure_accounts(node: Node, admin_password: str) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = [("admin", admin_password, "admin", "全市")]
     with node.unit_of_work() as ctx:
         community = ctx.session.scalar(select(OrgUnit).where(OrgUnit.code == DEMO_CODE))
         assert community is not None
@@ -63,8 +67,12 @@ def _ensure_accounts(node: Node) -> list[tuple[str, str, str, str]]:
             scope = chain[level]
             if ctx.session.scalar(select(User.id).where(User.username == username)) is None:
                 auth_service.create_user(
-                    ctx.session, username=username, display_name=display, password=DEMO_PASSWORD,
-                    role_code=role, org_unit_id=scope.id,
+                    ctx.session,
+                    username=username,
+                    display_name=display,
+                    password=DEMO_PASSWORD,
+                    role_code=role,
+                    org_unit_id=scope.id,
                 )
             rows.append((username, DEMO_PASSWORD, role, scope.name))
     return rows

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from anju.auth import service as auth_service
 from anju.auth.models import User
+from anju.bootstrap import Node
 from anju.core.errors import ValidationFailed
 from anju.org.models import OrgUnit
 
@@ -19,8 +20,9 @@ app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 console = Console()
 
 
-def _node():  # type: ignore[no-untyped-def]
-    from anju.cli import _node as build, settings_or_exit
+def _node() -> Node:
+    from anju.cli import _node as build
+    from anju.cli import settings_or_exit
 
     return build(settings_or_exit())
 
@@ -28,10 +30,16 @@ def _node():  # type: ignore[no-untyped-def]
 @app.command("add")
 def add(
     username: str,
-    role: Annotated[str, typer.Option(help="Role code, e.g. officer, grid_worker, property_manager.")],
-    org: Annotated[str, typer.Option(help="Code of the organisation node the account is bound to.")],
+    role: Annotated[
+        str, typer.Option(help="Role code, e.g. officer, grid_worker, property_manager.")
+    ],
+    org: Annotated[
+        str, typer.Option(help="Code of the organisation node the account is bound to.")
+    ],
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
-    password: Annotated[str | None, typer.Option(help="Password; generated and printed if absent.")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Password; generated and printed if absent.")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Create an account bound to a node of the organisation tree."""
@@ -44,8 +52,13 @@ def add(
             if unit is None:
                 raise ValidationFailed.one("org", f"no organisation with code {org}")
             auth_service.create_user(
-                ctx.session, username=username, display_name=name or username, password=secret,
-                role_code=role, org_unit_id=unit.id, must_change_password=generated,
+                ctx.session,
+                username=username,
+                display_name=name or username,
+                password=secret,
+                role_code=role,
+                org_unit_id=unit.id,
+                must_change_password=generated,
             )
     except ValidationFailed as exc:
         console.print(f"[red]{exc}[/red]")
@@ -75,7 +88,11 @@ def set_password(
                 raise ValidationFailed.one("username", f"no account {username}")
             auth_service.validate_password(password)
             user.password_hash = auth_service.hash_password(password)
-            for login in ctx.session.scalars(select(LoginSession).where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))):
+            for login in ctx.session.scalars(
+                select(LoginSession).where(
+                    LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None)
+                )
+            ):
                 login.revoked_at = utcnow()
     except ValidationFailed as exc:
         console.print(f"[red]{exc}[/red]")
@@ -89,7 +106,13 @@ def list_users(json_output: Annotated[bool, typer.Option("--json")] = False) -> 
     node = _node()
     with node.unit_of_work() as ctx:
         rows = [
-            {"username": u.username, "name": u.display_name, "role": u.role_code, "scope": u.org_unit.name, "active": u.active}
+            {
+                "username": u.username,
+                "name": u.display_name,
+                "role": u.role_code,
+                "scope": u.org_unit.name,
+                "active": u.active,
+            }
             for u in ctx.session.scalars(select(User).order_by(User.username))
         ]
     if json_output:

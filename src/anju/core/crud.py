@@ -61,7 +61,7 @@ class EntityService(Generic[M]):
 
     # --- reads ---------------------------------------------------------------------------
 
-    def select(self, ctx: Ctx) -> Select[tuple[M]]:
+    def select(self, ctx: Ctx) -> Select[M]:
         return restrict(select(self.model), self.model, ctx.actor)
 
     def get(self, ctx: Ctx, record_id: int) -> M:
@@ -72,7 +72,7 @@ class EntityService(Generic[M]):
             raise NotFound(f"{self.model.__name__} {record_id}")
         return obj
 
-    def page(self, ctx: Ctx, stmt: Select[tuple[M]], page: int, size: int) -> Page[M]:
+    def page(self, ctx: Ctx, stmt: Select[M], page: int, size: int) -> Page[M]:
         total = ctx.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
         page = max(1, page)
         items = ctx.session.scalars(stmt.limit(size).offset((page - 1) * size)).unique().all()
@@ -141,8 +141,7 @@ class EntityService(Generic[M]):
             if ref_id is None:
                 continue
             target = ctx.session.get(ref.model, ref_id)
-            ok = target is not None and in_scope(ctx.session, ctx.actor, target.community_id)
-            if not ok:
+            if target is None or not in_scope(ctx.session, ctx.actor, target.community_id):
                 errors.append(FieldError(name, f"{ref.label} {ref_id} does not exist"))
             elif ref.same_community and target.community_id != community_id:
                 errors.append(FieldError(name, f"{ref.label} {ref_id} is in another community"))
@@ -191,6 +190,8 @@ class EntityService(Generic[M]):
                     pg_hit = re.search(rf'"uq_{table}_[a-z_]*{column}"', text)
                     if sqlite_hit or pg_hit:
                         raise ValidationFailed.one(field_name, message) from None
-                raise ValidationFailed.one("id", "the record conflicts with an existing one") from None
+                raise ValidationFailed.one(
+                    "id", "the record conflicts with an existing one"
+                ) from None
             log.error("integrity error saving %s: %s", table, text.splitlines()[0])
             raise

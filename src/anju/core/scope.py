@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from anju.org.models import Level, OrgUnit
 
-T = TypeVar("T", bound=tuple[Any, ...])
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Actor:
         )
 
 
-def communities_in_scope(actor: Actor) -> Select[tuple[int]]:
+def communities_in_scope(actor: Actor) -> Select[int]:
     """A subquery of the ids of the communities under the actor's node."""
     stmt = select(OrgUnit.id).where(OrgUnit.level == Level.COMMUNITY)
     if actor.org_path != "/":
@@ -62,7 +62,7 @@ def in_scope(session: Session, actor: Actor, community_id: int) -> bool:
     return session.scalar(stmt) is not None
 
 
-def org_units_in_scope(actor: Actor) -> Select[tuple[OrgUnit]]:
+def org_units_in_scope(actor: Actor) -> Select[OrgUnit]:
     """The organisation nodes an actor may see: its subtree."""
     stmt = select(OrgUnit)
     if actor.org_path != "/":

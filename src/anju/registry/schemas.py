@@ -168,9 +168,10 @@ class _PersonIdentity(Schema):
     @model_validator(mode="after")
     def _derived(self) -> _PersonIdentity:
         if self.id_number and (self.id_type or IdType.RESIDENT_ID) is IdType.RESIDENT_ID:
-            rid = validation.resident_id(self.id_number)
-            self.birth_date = rid.birth_date
-            self.sex = Sex(rid.sex)
+            # Already validated by the field validator: read birth date and sex straight off.
+            n = self.id_number
+            self.birth_date = dt.date(int(n[6:10]), int(n[10:12]), int(n[12:14]))
+            self.sex = Sex.MALE if int(n[16]) % 2 == 1 else Sex.FEMALE
         if self.arrival_date and self.leaving_date and self.leaving_date < self.arrival_date:
             raise FieldValueError("leaving_date", "leaving date is before arrival date")
         return self
@@ -287,6 +288,7 @@ class SecurityStaffCreate(Schema):
     community_id: int
     name: Name
     role: ForceRole
+    person_id: int | None = None
     phone: Phone | None = None
     employer: Annotated[str, Field(max_length=120)] | None = None
     grid_id: int | None = None
@@ -296,6 +298,7 @@ class SecurityStaffCreate(Schema):
 class SecurityStaffUpdate(Patch):
     name: Name | None = None
     role: ForceRole | None = None
+    person_id: int | None = None
     phone: Phone | None = None
     employer: Annotated[str, Field(max_length=120)] | None = None
     grid_id: int | None = None

@@ -67,7 +67,7 @@ class UnitService(EntityService[BuildingUnit]):
 
     def before_write(self, ctx: Ctx, values: dict[str, Any], obj: BuildingUnit | None) -> None:
         if obj is not None:
-            if "name" in values and values["name"]:
+            if values.get("name"):
                 obj.full_address = f"{obj.building.full_address}{values['name']}"
             return
         building = ctx.session.get(Building, values["building_id"])
@@ -259,7 +259,12 @@ vehicles = VehicleService(
     unique_messages={"plate": ("plate", "a vehicle with this plate is registered")},
 )
 security_staff = EntityService(
-    SecurityStaff, sealed={"phone": "phone"}, refs={"grid_id": Ref(Grid, label="grid")}
+    SecurityStaff,
+    sealed={"phone": "phone"},
+    refs={
+        "grid_id": Ref(Grid, label="grid"),
+        "person_id": Ref(Person, same_community=False, label="person"),
+    },
 )
 devices = EntityService(
     Device,
@@ -314,7 +319,7 @@ def stats(ctx: Ctx, community_id: int | None = None) -> RegistryStats:
     """Registry counts and rates over the caller's scope (or one community in it)."""
 
     def count(model: Any, *where: Any) -> int:
-        stmt = restrict(select(func.count()).select_from(model), model, ctx.actor)
+        stmt: Any = restrict(select(func.count()).select_from(model), model, ctx.actor)
         if community_id is not None:
             stmt = stmt.where(model.community_id == community_id)
         return int(ctx.session.scalar(stmt.where(*where)) or 0)

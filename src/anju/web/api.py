@@ -48,14 +48,26 @@ def _register(resource: Resource) -> None:
     tag = resource.name
 
     @router.get(base, response_model=PageOut, tags=[tag], name=f"api_{resource.name}_list")
-    def list_records(request: Request, ctx: ApiCtx, q: str = "", page: int = 1, size: int = 50, community_id: int | None = None) -> PageOut:
+    def list_records(
+        request: Request,
+        ctx: ApiCtx,
+        q: str = "",
+        page: int = 1,
+        size: int = 50,
+        community_id: int | None = None,
+    ) -> PageOut:
         _require(ctx, resource)
         stmt = resource.service.select(ctx)
         if q and resource.search is not None:
             stmt = stmt.where(resource.search(q))
         if community_id is not None:
             stmt = stmt.where(resource.model.community_id == community_id)
-        result = resource.service.page(ctx, stmt.order_by(*resource.order_by()).options(*resource.options()), page, min(max(size, 1), 500))
+        result = resource.service.page(
+            ctx,
+            stmt.order_by(*resource.order_by()).options(*resource.options()),
+            page,
+            min(max(size, 1), 500),
+        )
         return PageOut(
             items=[serialize(resource, o, ctx.actor.police) for o in result.items],
             total=result.total,
@@ -63,19 +75,45 @@ def _register(resource: Resource) -> None:
             size=result.size,
         )
 
-    @router.get(base + "/{record_id}", response_model=out, tags=[tag], name=f"api_{resource.name}_get")
+    @router.get(
+        base + "/{record_id}", response_model=out, tags=[tag], name=f"api_{resource.name}_get"
+    )
     def get_record(ctx: ApiCtx, record_id: int) -> Any:
         _require(ctx, resource)
         return serialize(resource, resource.service.get(ctx, record_id), ctx.actor.police)
 
-    @router.post(base, response_model=out, status_code=201, tags=[tag], dependencies=[ApiCsrfDep], name=f"api_{resource.name}_create",
-                 openapi_extra={"requestBody": {"content": {"application/json": {"schema": resource.create_schema.model_json_schema(ref_template="#/components/schemas/{model}")}}, "required": True}})
+    @router.post(
+        base,
+        response_model=out,
+        status_code=201,
+        tags=[tag],
+        dependencies=[ApiCsrfDep],
+        name=f"api_{resource.name}_create",
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "application/json": {
+                        "schema": resource.create_schema.model_json_schema(
+                            ref_template="#/components/schemas/{model}"
+                        )
+                    }
+                },
+                "required": True,
+            }
+        },
+    )
     def create_record(ctx: ApiCtx, body: dict[str, Any] = Body(...)) -> Any:
         _require(ctx, resource, edit=True)
         obj = resource.service.create(ctx, _validated(resource.create_schema, body))
         return serialize(resource, obj, ctx.actor.police)
 
-    @router.patch(base + "/{record_id}", response_model=out, tags=[tag], dependencies=[ApiCsrfDep], name=f"api_{resource.name}_update")
+    @router.patch(
+        base + "/{record_id}",
+        response_model=out,
+        tags=[tag],
+        dependencies=[ApiCsrfDep],
+        name=f"api_{resource.name}_update",
+    )
     def update_record(ctx: ApiCtx, record_id: int, body: dict[str, Any] = Body(...)) -> Any:
         _require(ctx, resource, edit=True)
         obj = resource.service.get(ctx, record_id)
@@ -84,14 +122,26 @@ def _register(resource: Resource) -> None:
 
     if resource.deletable:
 
-        @router.delete(base + "/{record_id}", status_code=204, tags=[tag], dependencies=[ApiCsrfDep], name=f"api_{resource.name}_delete")
+        @router.delete(
+            base + "/{record_id}",
+            status_code=204,
+            tags=[tag],
+            dependencies=[ApiCsrfDep],
+            name=f"api_{resource.name}_delete",
+        )
         def delete_record(ctx: ApiCtx, record_id: int) -> None:
             _require(ctx, resource, edit=True)
             resource.service.delete(ctx, resource.service.get(ctx, record_id))
 
     if resource.verifiable:
 
-        @router.post(base + "/{record_id}/verify", response_model=out, tags=[tag], dependencies=[ApiCsrfDep], name=f"api_{resource.name}_verify")
+        @router.post(
+            base + "/{record_id}/verify",
+            response_model=out,
+            tags=[tag],
+            dependencies=[ApiCsrfDep],
+            name=f"api_{resource.name}_verify",
+        )
         def verify_record(ctx: ApiCtx, record_id: int) -> Any:
             _require(ctx, resource)
             if not ctx.actor.can("registry.verify"):
@@ -116,7 +166,12 @@ def lookup_person(ctx: ApiCtx, body: IdNumberLookup) -> Any:
     return serialize(resource, person, ctx.actor.police)
 
 
-@router.post("/residencies/{record_id}/end", tags=["residencies"], dependencies=[ApiCsrfDep], name="api_residencies_end")
+@router.post(
+    "/residencies/{record_id}/end",
+    tags=["residencies"],
+    dependencies=[ApiCsrfDep],
+    name="api_residencies_end",
+)
 def end_residency(ctx: ApiCtx, record_id: int, body: dict[str, Any] = Body(...)) -> Any:
     """人走撤销 — end a residency; it stays as history."""
     resource = BY_NAME["residencies"]
@@ -134,5 +189,9 @@ def stats(ctx: ApiCtx, community_id: int | None = None) -> dict[str, Any]:
     s = registry.stats(ctx, community_id=community_id)
     out: dict[str, Any] = {}
     for key, value in s.__dict__.items():
-        out[key] = {"done": value.done, "total": value.total, "percent": round(value.percent, 2)} if isinstance(value, registry.Rate) else value
+        out[key] = (
+            {"done": value.done, "total": value.total, "percent": round(value.percent, 2)}
+            if isinstance(value, registry.Rate)
+            else value
+        )
     return out

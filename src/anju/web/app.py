@@ -88,22 +88,39 @@ def create_app(node: Node) -> FastAPI:
     async def _not_found(request: Request, exc: NotFound) -> Response:
         if _wants_json(request):
             return JSONResponse({"detail": "not found"}, status_code=404)
-        return render(request, "error.html", status_code=404, title="Not found",
-                      message="This record does not exist or is outside your area.")
+        return render(
+            request,
+            "error.html",
+            status_code=404,
+            title="Not found",
+            message="This record does not exist or is outside your area.",
+        )
 
     @app.exception_handler(PermissionDenied)
     async def _denied(request: Request, exc: PermissionDenied) -> Response:
         if _wants_json(request):
             return JSONResponse({"detail": f"permission {exc} required"}, status_code=403)
-        return render(request, "error.html", status_code=403, title="Not allowed",
-                      message="Your role may not do this.")
+        return render(
+            request,
+            "error.html",
+            status_code=403,
+            title="Not allowed",
+            message="Your role may not do this.",
+        )
 
     @app.exception_handler(CsrfFailed)
     async def _csrf(request: Request, exc: CsrfFailed) -> Response:
         if _wants_json(request):
-            return JSONResponse({"detail": "missing or wrong CSRF token (send X-CSRF-Token)"}, status_code=403)
-        return render(request, "error.html", status_code=403, title="Form expired",
-                      message="The form was out of date. Go back, reload the page and try again.")
+            return JSONResponse(
+                {"detail": "missing or wrong CSRF token (send X-CSRF-Token)"}, status_code=403
+            )
+        return render(
+            request,
+            "error.html",
+            status_code=403,
+            title="Form expired",
+            message="The form was out of date. Go back, reload the page and try again.",
+        )
 
     @app.exception_handler(ValidationFailed)
     async def _invalid(request: Request, exc: ValidationFailed) -> Response:

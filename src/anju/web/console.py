@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from anju.auth import service as auth_service
-from anju.core.errors import FieldError, NotFound, PermissionDenied, ValidationFailed, field_errors
 from anju.core.db import utcnow
+from anju.core.errors import FieldError, NotFound, PermissionDenied, ValidationFailed, field_errors
 from anju.org.models import OrgUnit
 from anju.registry import schemas
 from anju.registry import service as registry
@@ -58,7 +58,9 @@ def login_page(request: Request, next: str = "/") -> Response:
     token = request.cookies.get("anju_login_csrf") or secrets.token_urlsafe(24)
     request.cookies["anju_login_csrf"] = token
     response = render(request, "login.html", next=_safe_next(next), error=None)
-    response.set_cookie("anju_login_csrf", token, httponly=True, samesite="strict", secure=_secure(request))
+    response.set_cookie(
+        "anju_login_csrf", token, httponly=True, samesite="strict", secure=_secure(request)
+    )
     return response
 
 
@@ -73,10 +75,24 @@ def login(
 ) -> Response:
     user = auth_service.authenticate(session, username.strip(), password)
     if user is None:
-        log.warning("failed sign-in for account %r from %s", username[:60], request.client.host if request.client else "?")
-        return render(request, "login.html", status_code=401, next=_safe_next(next), error="Wrong user name or password")
+        log.warning(
+            "failed sign-in for account %r from %s",
+            username[:60],
+            request.client.host if request.client else "?",
+        )
+        return render(
+            request,
+            "login.html",
+            status_code=401,
+            next=_safe_next(next),
+            error="Wrong user name or password",
+        )
     token, _ = auth_service.start_session(
-        session, user, utcnow(), node.settings.session_hours, request.client.host if request.client else None
+        session,
+        user,
+        utcnow(),
+        node.settings.session_hours,
+        request.client.host if request.client else None,
     )
     log.info("account %s signed in", user.username)
     response = RedirectResponse(_safe_next(next), status_code=303)
@@ -120,7 +136,9 @@ def dashboard(request: Request, ctx: ConsoleCtx, community_id: int | None = None
     if community_id is not None and str(community_id) not in {c for c, _ in communities}:
         community_id = None
     stats = registry.stats(ctx, community_id=community_id)
-    return render(request, "dashboard.html", stats=stats, communities=communities, community_id=community_id)
+    return render(
+        request, "dashboard.html", stats=stats, communities=communities, community_id=community_id
+    )
 
 
 # --- generic resource pages ---------------------------------------------------------------
@@ -144,10 +162,22 @@ def _list_query(ctx: Any, resource: Resource, params: dict[str, str]) -> Any:
         stmt = stmt.where(resource.search(q))
     for flt in resource.filters:
         value = params.get(flt.name, "")
+        if flt.kind == "presence":
+            # 实有人口 means the people here now: those who left are shown only when asked for
+            # (a search by full ID number finds the person either way).
+            if len(q) >= 15:
+                continue
+            if value in ("", "current"):
+                stmt = stmt.where(Person.leaving_date.is_(None))
+            elif value == "left":
+                stmt = stmt.where(Person.leaving_date.is_not(None))
+            continue
         if not value:
             continue
         if flt.kind == "tag":
-            stmt = stmt.where(Person.id.in_(select(PersonTag.person_id).where(PersonTag.tag_code == value)))
+            stmt = stmt.where(
+                Person.id.in_(select(PersonTag.person_id).where(PersonTag.tag_code == value))
+            )
         elif flt.kind == "ref":
             if value.isdigit():
                 stmt = stmt.where(getattr(resource.model, flt.name) == int(value))
@@ -156,9 +186,21 @@ def _list_query(ctx: Any, resource: Resource, params: dict[str, str]) -> Any:
     return stmt.order_by(*resource.order_by()).options(*resource.options())
 
 
-def _form_context(ctx: Any, resource: Resource, inputs: list[Any], values: dict[str, Any]) -> dict[str, Any]:
-    options = {i.name: forms.ref_options(ctx, i.ref, values.get(i.name)) for i in inputs if i.kind == "ref" and i.ref}
-    return {"inputs": inputs, "values": values, "options": options, "tags": forms.tag_choices(ctx), "reasons": schemas.REASON_CODES}
+def _form_context(
+    ctx: Any, resource: Resource, inputs: list[Any], values: dict[str, Any]
+) -> dict[str, Any]:
+    options = {
+        i.name: forms.ref_options(ctx, i.ref, values.get(i.name))
+        for i in inputs
+        if i.kind == "ref" and i.ref
+    }
+    return {
+        "inputs": inputs,
+        "values": values,
+        "options": options,
+        "tags": forms.tag_choices(ctx),
+        "reasons": schemas.REASON_CODES,
+    }
 
 
 def _register(resource: Resource) -> None:
@@ -171,24 +213,39 @@ def _register(resource: Resource) -> None:
         stmt = _list_query(ctx, resource, params)
         result = resource.service.page(ctx, stmt, page, request.app.state.node.settings.page_size)
         filter_inputs = [f for f in resource.filters if f.kind != "tag"]
-        context = dict(
+        context: dict[str, Any] = dict(
             resource=resource,
             page=result,
             params=params,
             query=urlencode(params),
-            filter_options={f.name: forms.ref_options(ctx, f.ref) for f in filter_inputs if f.kind == "ref" and f.ref},
+            filter_options={
+                f.name: forms.ref_options(ctx, f.ref)
+                for f in filter_inputs
+                if f.kind == "ref" and f.ref
+            },
             tags=forms.tag_choices(ctx),
             attr=attr_path,
             can_edit=ctx.actor.can(resource.edit_perm),
         )
-        template = "registry/_table.html" if request.headers.get("hx-target") == "results" else "registry/list.html"
+        template = (
+            "registry/_table.html"
+            if request.headers.get("hx-target") == "results"
+            else "registry/list.html"
+        )
         return render(request, template, **context)
 
     @router.get(base + "/new", response_class=HTMLResponse, name=f"{resource.name}_new")
     def new_page(request: Request, ctx: ConsoleCtx) -> Response:
         _require(ctx, resource, edit=True)
         values = dict(request.query_params)
-        return render(request, "registry/form.html", resource=resource, obj=None, errors={}, **_form_context(ctx, resource, list(resource.form), values))
+        return render(
+            request,
+            "registry/form.html",
+            resource=resource,
+            obj=None,
+            errors={},
+            **_form_context(ctx, resource, list(resource.form), values),
+        )
 
     @router.post(base + "/new", dependencies=[CsrfDep], name=f"{resource.name}_create")
     async def create(request: Request, ctx: ConsoleCtx) -> Response:
@@ -211,16 +268,33 @@ def _register(resource: Resource) -> None:
         _require(ctx, resource)
         obj = resource.service.get(ctx, record_id)
         extra = _detail_extra(ctx, resource, obj)
-        return render(request, resource.template, resource=resource, obj=obj, attr=attr_path, can_edit=ctx.actor.can(resource.edit_perm), **extra)
+        return render(
+            request,
+            resource.template,
+            resource=resource,
+            obj=obj,
+            attr=attr_path,
+            can_edit=ctx.actor.can(resource.edit_perm),
+            **extra,
+        )
 
-    @router.get(base + "/{record_id}/edit", response_class=HTMLResponse, name=f"{resource.name}_edit")
+    @router.get(
+        base + "/{record_id}/edit", response_class=HTMLResponse, name=f"{resource.name}_edit"
+    )
     def edit_page(request: Request, ctx: ConsoleCtx, record_id: int) -> Response:
         _require(ctx, resource, edit=True)
         obj = resource.service.get(ctx, record_id)
         tz = request.app.state.node.settings.timezone
         inputs = list(resource.update_fields)
         values = {i.name: forms.form_value(obj, i, tz) for i in inputs}
-        return render(request, "registry/form.html", resource=resource, obj=obj, errors={}, **_form_context(ctx, resource, inputs, values))
+        return render(
+            request,
+            "registry/form.html",
+            resource=resource,
+            obj=obj,
+            errors={},
+            **_form_context(ctx, resource, inputs, values),
+        )
 
     @router.post(base + "/{record_id}/edit", dependencies=[CsrfDep], name=f"{resource.name}_update")
     async def update(request: Request, ctx: ConsoleCtx, record_id: int) -> Response:
@@ -242,7 +316,9 @@ def _register(resource: Resource) -> None:
 
     if resource.deletable:
 
-        @router.post(base + "/{record_id}/delete", dependencies=[CsrfDep], name=f"{resource.name}_delete")
+        @router.post(
+            base + "/{record_id}/delete", dependencies=[CsrfDep], name=f"{resource.name}_delete"
+        )
         def delete(request: Request, ctx: ConsoleCtx, record_id: int) -> Response:
             _require(ctx, resource, edit=True)
             obj = resource.service.get(ctx, record_id)
@@ -252,13 +328,24 @@ def _register(resource: Resource) -> None:
                 ctx.session.rollback()
                 obj = resource.service.get(ctx, record_id)
                 extra = _detail_extra(ctx, resource, obj)
-                return render(request, resource.template, status_code=409, resource=resource, obj=obj, attr=attr_path,
-                              can_edit=True, error=exc.errors[0].message, **extra)
+                return render(
+                    request,
+                    resource.template,
+                    status_code=409,
+                    resource=resource,
+                    obj=obj,
+                    attr=attr_path,
+                    can_edit=True,
+                    error=exc.errors[0].message,
+                    **extra,
+                )
             return RedirectResponse(base, status_code=303)
 
     if resource.verifiable:
 
-        @router.post(base + "/{record_id}/verify", dependencies=[CsrfDep], name=f"{resource.name}_verify")
+        @router.post(
+            base + "/{record_id}/verify", dependencies=[CsrfDep], name=f"{resource.name}_verify"
+        )
         def verify(request: Request, ctx: ConsoleCtx, record_id: int) -> Response:
             _require(ctx, resource)
             if not ctx.actor.can("registry.verify"):
@@ -267,26 +354,44 @@ def _register(resource: Resource) -> None:
             return RedirectResponse(f"{base}/{record_id}", status_code=303)
 
 
-def _form_errors(request: Request, ctx: Any, resource: Resource, obj: Any, values: dict[str, Any], errors: list[FieldError]) -> Response:
+def _form_errors(
+    request: Request,
+    ctx: Any,
+    resource: Resource,
+    obj: Any,
+    values: dict[str, Any],
+    errors: list[FieldError],
+) -> Response:
     inputs = list(resource.form if obj is None else resource.update_fields)
     names = {i.name for i in inputs}
     by_field: dict[str, list[str]] = {}
     for err in errors:
         by_field.setdefault(err.field if err.field in names else "__all__", []).append(err.message)
-    return render(request, "registry/form.html", status_code=422, resource=resource, obj=obj, errors=by_field,
-                  **_form_context(ctx, resource, inputs, values))
+    return render(
+        request,
+        "registry/form.html",
+        status_code=422,
+        resource=resource,
+        obj=obj,
+        errors=by_field,
+        **_form_context(ctx, resource, inputs, values),
+    )
 
 
 def _detail_extra(ctx: Any, resource: Resource, obj: Any) -> dict[str, Any]:
     """Related records shown on a detail page: a house's residents, a person's homes."""
     if isinstance(obj, House):
         rows = ctx.session.scalars(
-            select(Residency).where(Residency.house_id == obj.id).order_by(Residency.end_date.is_not(None), Residency.start_date.desc())
+            select(Residency)
+            .where(Residency.house_id == obj.id)
+            .order_by(Residency.end_date.is_not(None), Residency.start_date.desc())
         ).all()
         return {"residencies": rows}
     if isinstance(obj, Person):
         rows = ctx.session.scalars(
-            select(Residency).where(Residency.person_id == obj.id).order_by(Residency.end_date.is_not(None), Residency.start_date.desc())
+            select(Residency)
+            .where(Residency.person_id == obj.id)
+            .order_by(Residency.end_date.is_not(None), Residency.start_date.desc())
         ).all()
         visible_tags = [t for t in obj.tags if ctx.actor.police or not t.police_only]
         return {"residencies": rows, "visible_tags": visible_tags}
@@ -307,14 +412,24 @@ async def end_residency(request: Request, ctx: ConsoleCtx, record_id: int) -> Re
     residency = registry.residencies.get(ctx, record_id)
     form = await request.form()
     try:
-        data = schemas.ResidencyEnd.model_validate({"end_date": form.get("end_date") or None, "reason": form.get("reason") or None})
+        data = schemas.ResidencyEnd.model_validate(
+            {"end_date": form.get("end_date") or None, "reason": form.get("reason") or None}
+        )
         registry.residencies.end(ctx, residency, data)
     except (ValidationError, ValidationFailed) as exc:
         errors = field_errors(exc) if isinstance(exc, ValidationError) else exc.errors
         ctx.session.rollback()
         residency = registry.residencies.get(ctx, record_id)
-        return render(request, resource.template, status_code=422, resource=resource, obj=residency, attr=attr_path,
-                      can_edit=True, error="; ".join(e.message for e in errors))
+        return render(
+            request,
+            resource.template,
+            status_code=422,
+            resource=resource,
+            obj=residency,
+            attr=attr_path,
+            can_edit=True,
+            error="; ".join(e.message for e in errors),
+        )
     return RedirectResponse(f"/residencies/{record_id}", status_code=303)
 
 

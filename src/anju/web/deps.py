@@ -101,7 +101,12 @@ def _signed(request: Request, session: Session) -> Signed | None:
         org_name=user.org_unit.name,
         must_change_password=user.must_change_password,
     )
-    return Signed(user=view, session_id=login.id, csrf_token=login.csrf_token, actor=auth_service.actor_for(user))
+    return Signed(
+        user=view,
+        session_id=login.id,
+        csrf_token=login.csrf_token,
+        actor=auth_service.actor_for(user),
+    )
 
 
 def console_user(request: Request, session: SessionDep) -> Signed:
@@ -115,7 +120,9 @@ def console_user(request: Request, session: SessionDep) -> Signed:
 def api_user(request: Request, session: SessionDep) -> Signed:
     signed = _signed(request, session)
     if signed is None:
-        raise HTTPException(status_code=401, detail="sign in first", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status_code=401, detail="sign in first", headers={"WWW-Authenticate": "Bearer"}
+        )
     request.state.signed = signed
     return signed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,7 +52,7 @@ def form_value(obj: Any, inp: Input, tz: str) -> Any:
         return obj.floor.number
     if isinstance(value, dt.datetime):
         return value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%dT%H:%M")
-    if hasattr(value, "value"):
+    if isinstance(value, Enum):
         return value.value
     return value
 
@@ -64,7 +65,11 @@ def ref_options(ctx: Ctx, ref: str, current: Any = None) -> list[tuple[str, str]
     """
     session, actor = ctx.session, ctx.actor
     if ref == "community":
-        stmt = select(OrgUnit.id, OrgUnit.name).where(OrgUnit.id.in_(communities_in_scope(actor))).order_by(OrgUnit.code)
+        stmt = (
+            select(OrgUnit.id, OrgUnit.name)
+            .where(OrgUnit.id.in_(communities_in_scope(actor)))
+            .order_by(OrgUnit.code)
+        )
         return [(str(i), n) for i, n in session.execute(stmt)]
     models: dict[str, tuple[Any, Any, Any]] = {
         "grid": (Grid, Grid.name, Grid.code),
@@ -75,7 +80,8 @@ def ref_options(ctx: Ctx, ref: str, current: Any = None) -> list[tuple[str, str]
     if ref in models:
         model, text, order = models[ref]
         stmt = restrict(select(model.id, text), model, actor).order_by(order).limit(2000)
-        return [(str(i), t) for i, t in session.execute(stmt)]
+        rows: list[tuple[str, str]] = [(str(row[0]), str(row[1])) for row in session.execute(stmt)]
+        return rows
     if current in (None, ""):
         return []
     if ref == "person":
@@ -98,11 +104,21 @@ def lookup(ctx: Ctx, ref: str, q: str, limit: int = 20) -> list[tuple[str, str]]
         found = registry.people.find_by_id_number(ctx, q) if len(q) >= 15 else None
         if found is not None:
             return [(str(found.id), f"{found.name} {found.id_number_masked}")]
-        stmt = registry.people.select(ctx).where(Person.name.ilike(f"%{q}%")).order_by(Person.name).limit(limit)
+        stmt = (
+            registry.people.select(ctx)
+            .where(Person.name.ilike(f"%{q}%"))
+            .order_by(Person.name)
+            .limit(limit)
+        )
         return [(str(p.id), f"{p.name} {p.id_number_masked}") for p in ctx.session.scalars(stmt)]
     if ref == "house":
-        stmt = registry.houses.select(ctx).where(House.full_address.ilike(f"%{q}%")).order_by(House.address_code).limit(limit)
-        return [(str(h.id), h.full_address) for h in ctx.session.scalars(stmt)]
+        houses = (
+            registry.houses.select(ctx)
+            .where(House.full_address.ilike(f"%{q}%"))
+            .order_by(House.address_code)
+            .limit(limit)
+        )
+        return [(str(h.id), h.full_address) for h in ctx.session.scalars(houses)]
     return []
 
 
@@ -115,5 +131,9 @@ def tag_choices(ctx: Ctx) -> list[Tag]:
 
 def community_codes(ctx: Ctx) -> list[tuple[str, str]]:
     """(code, name) of the communities in scope, for inputs that take a community code."""
-    stmt = select(OrgUnit.code, OrgUnit.name).where(OrgUnit.id.in_(communities_in_scope(ctx.actor))).order_by(OrgUnit.code)
+    stmt = (
+        select(OrgUnit.code, OrgUnit.name)
+        .where(OrgUnit.id.in_(communities_in_scope(ctx.actor)))
+        .order_by(OrgUnit.code)
+    )
     return [(c, n) for c, n in ctx.session.execute(stmt)]

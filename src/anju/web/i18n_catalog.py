@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po
@@ -28,7 +29,7 @@ _MESSAGE_CALLS = {"ValueError": 0, "FieldValueError": 1, "FieldError": 1, "one":
 
 
 def template_messages() -> set[str]:
-    env = Environment(extensions=["jinja2.ext.i18n"])
+    env: Any = Environment(extensions=["jinja2.ext.i18n"])
     found: set[str] = set()
     for path in sorted(TEMPLATE_DIR.rglob("*.html")):
         for _line, _func, message in env.extract_translations(path.read_text(encoding="utf-8")):
@@ -65,11 +66,18 @@ def code_messages() -> set[str]:
             callee = node.func.id if isinstance(node.func, ast.Name) else ""
             for kw in node.keywords if callee == "render" else []:
                 # render(request, ..., error="…", title="…", message="…")
-                if kw.arg in ("error", "title", "message") and isinstance(kw.value, ast.Constant):
-                    if isinstance(kw.value.value, str):
-                        found.add(kw.value.value)
+                value = kw.value
+                is_text = isinstance(value, ast.Constant) and isinstance(value.value, str)
+                if kw.arg in ("error", "title", "message") and is_text:
+                    found.add(str(value.value))  # type: ignore[attr-defined]
             func = node.func
-            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            name = (
+                func.id
+                if isinstance(func, ast.Name)
+                else func.attr
+                if isinstance(func, ast.Attribute)
+                else ""
+            )
             index = _MESSAGE_CALLS.get(name)
             if index is None or len(node.args) <= index:
                 continue
@@ -132,7 +140,7 @@ def update(language: str = "zh_CN") -> list[str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
         write_po(fh, new, width=120, omit_header=False, sort_output=True)
-    return [m.id for m in new if m.id and not m.string]
+    return [str(m.id) for m in new if m.id and not m.string]
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ class Input:
 
     name: str
     label: str
-    kind: str = "text"  # text | textarea | int | float | date | datetime | bool | select | ref | tags
+    kind: str = (
+        "text"  # text | textarea | int | float | date | datetime | bool | select | ref | tags
+    )
     required: bool = False
     choices: type[Enum] | None = None
     ref: str | None = None  # community | grid | building | unit | parking | house | person
@@ -100,6 +102,7 @@ class Resource:
 # Columns that never leave the server: ciphertexts and lookup hashes.
 HIDDEN_SUFFIXES = ("_enc", "_hash")
 
+
 def _out_model(resource: Resource) -> type[BaseModel]:
     """A typed output model from the table's columns (sealed columns left out)."""
     fields: dict[str, Any] = {}
@@ -139,7 +142,9 @@ def _like(*cols: Any) -> Callable[[str], ColumnElement[bool]]:
     return where
 
 
-COMMUNITY = Input("community_id", "Community", "ref", required=True, ref="community", create_only=True)
+COMMUNITY = Input(
+    "community_id", "Community", "ref", required=True, ref="community", create_only=True
+)
 COMMUNITY_FILTER = Input("community_id", "Community", "ref", ref="community")
 COMMUNITY_COL = Column("community.name", "Community")
 
@@ -172,7 +177,12 @@ RESOURCES: list[Resource] = [
             COMMUNITY,
             Input("name", "Full name", required=True),
             Input("id_type", "ID document type", "select", choices=IdType),
-            Input("id_number", "ID number", required=True, help="18-character resident ID; birth date and sex are read from it"),
+            Input(
+                "id_number",
+                "ID number",
+                required=True,
+                help="18-character resident ID; birth date and sex are read from it",
+            ),
             Input("phone", "Phone"),
             Input("category", "Category", "select", choices=PersonCategory),
             Input("ethnicity", "Ethnicity"),
@@ -186,6 +196,7 @@ RESOURCES: list[Resource] = [
         search=_person_search,
         filters=[
             COMMUNITY_FILTER,
+            Input("presence", "Status", "presence"),
             Input("category", "Category", "select", choices=PersonCategory),
             Input("tag", "Tag", "tag"),
         ],
@@ -306,7 +317,9 @@ RESOURCES: list[Resource] = [
             Column("address_code", "Address code"),
         ],
         form=[
-            Input("building_id", "Building", "ref", required=True, ref="building", create_only=True),
+            Input(
+                "building_id", "Building", "ref", required=True, ref="building", create_only=True
+            ),
             Input("number", "Unit number", required=True, create_only=True),
             Input("name", "Name"),
         ],
@@ -371,7 +384,13 @@ RESOURCES: list[Resource] = [
         ],
         form=[
             COMMUNITY,
-            Input("plate", "Plate", required=True, create_only=True, help="e.g. 粤B12345 or 粤BD12345; spaces and hyphens are removed"),
+            Input(
+                "plate",
+                "Plate",
+                required=True,
+                create_only=True,
+                help="e.g. 粤B12345 or 粤BD12345; spaces and hyphens are removed",
+            ),
             Input("colour", "Colour"),
             Input("brand", "Brand"),
             Input("owner_id", "Owner", "ref", ref="person"),
@@ -432,6 +451,7 @@ RESOURCES: list[Resource] = [
             COMMUNITY,
             Input("name", "Full name", required=True),
             Input("role", "Role", "select", required=True, choices=ForceRole),
+            Input("person_id", "Registered as", "ref", ref="person"),
             Input("phone", "Phone"),
             Input("employer", "Employer"),
             Input("grid_id", "Grid", "ref", ref="grid"),
@@ -533,7 +553,10 @@ RESOURCES: list[Resource] = [
             Input("case_number", "Case number"),
         ],
         search=_like(Incident.place, Incident.summary, Incident.case_number),
-        filters=[COMMUNITY_FILTER, Input("category", "Category", "select", choices=IncidentCategory)],
+        filters=[
+            COMMUNITY_FILTER,
+            Input("category", "Category", "select", choices=IncidentCategory),
+        ],
         order_by=lambda: [Incident.occurred_at.desc()],
         view_perm="incident.view",
         edit_perm="incident.edit",
@@ -551,4 +574,3 @@ def attr_path(obj: Any, path: str) -> Any:
             return None
         obj = getattr(obj, part)
     return obj
-

@@ -40,9 +40,7 @@ def build_templates(timezone: str) -> Jinja2Templates:
     return templates
 
 
-def render(
-    request: Request, name: str, status_code: int = 200, **context: Any
-) -> HTMLResponse:
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render a console template with the request's language, user and CSRF token."""
     settings = request.app.state.node.settings
     lang = i18n.pick_language(request.cookies.get(LANG_COOKIE), None, settings.language)

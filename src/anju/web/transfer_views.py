@@ -6,8 +6,8 @@ import datetime as dt
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from starlette.datastructures import UploadFile
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import UploadFile
 
 from anju.core.errors import PermissionDenied
 from anju.registry import transfer
@@ -40,8 +40,13 @@ def _download(content: bytes, filename: str, media: str) -> Response:
 def transfer_page(request: Request, ctx: ConsoleCtx) -> Response:
     if not (ctx.actor.can("registry.import") or ctx.actor.can("registry.export")):
         raise PermissionDenied("registry.import")
-    return render(request, "registry/transfer.html", report=None, kinds=KIND_LABELS,
-                  communities=forms.community_codes(ctx))
+    return render(
+        request,
+        "registry/transfer.html",
+        report=None,
+        kinds=KIND_LABELS,
+        communities=forms.community_codes(ctx),
+    )
 
 
 @router.post("/transfer/import", dependencies=[CsrfDep], response_class=HTMLResponse)
@@ -55,23 +60,54 @@ async def import_upload(request: Request, ctx: ConsoleCtx) -> Response:
     community = str(form.get("community_code") or "") or None
     communities = forms.community_codes(ctx)
     if not isinstance(upload, UploadFile) or not upload.filename:
-        return render(request, "registry/transfer.html", status_code=422, report=None, kinds=KIND_LABELS,
-                      communities=communities, error="Choose a file to import")
+        return render(
+            request,
+            "registry/transfer.html",
+            status_code=422,
+            report=None,
+            kinds=KIND_LABELS,
+            communities=communities,
+            error="Choose a file to import",
+        )
     data = await upload.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
-        return render(request, "registry/transfer.html", status_code=413, report=None, kinds=KIND_LABELS,
-                      communities=communities, error="The file is larger than 20 MB")
+        return render(
+            request,
+            "registry/transfer.html",
+            status_code=413,
+            report=None,
+            kinds=KIND_LABELS,
+            communities=communities,
+            error="The file is larger than 20 MB",
+        )
     try:
-        report = transfer.import_file(ctx, data, filename=upload.filename, kind=kind, community_code=community)
+        report = transfer.import_file(
+            ctx, data, filename=upload.filename, kind=kind, community_code=community
+        )
     except transfer.TransferError as exc:
         ctx.session.rollback()
-        return render(request, "registry/transfer.html", status_code=422, report=None, kinds=KIND_LABELS,
-                      communities=communities, error=str(exc))
-    return render(request, "registry/transfer.html", report=report, kinds=KIND_LABELS, communities=communities)
+        return render(
+            request,
+            "registry/transfer.html",
+            status_code=422,
+            report=None,
+            kinds=KIND_LABELS,
+            communities=communities,
+            error=str(exc),
+        )
+    return render(
+        request, "registry/transfer.html", report=report, kinds=KIND_LABELS, communities=communities
+    )
 
 
 @router.get("/transfer/export")
-def export_download(request: Request, ctx: ConsoleCtx, kind: str = "all", fmt: str = "xlsx", community: str | None = None) -> Response:
+def export_download(
+    request: Request,
+    ctx: ConsoleCtx,
+    kind: str = "all",
+    fmt: str = "xlsx",
+    community: str | None = None,
+) -> Response:
     """Download the registry (ID numbers and phones masked) in the caller's scope."""
     if not ctx.actor.can("registry.export"):
         raise PermissionDenied("registry.export")
@@ -87,4 +123,6 @@ def template_download(request: Request, ctx: ConsoleCtx, community: str | None =
     """A spreadsheet template with headers and example rows for every kind."""
     if not ctx.actor.can("registry.import"):
         raise PermissionDenied("registry.import")
-    return _download(transfer.sample_workbook(community or "C001"), "anju-import-template.xlsx", XLSX)
+    return _download(
+        transfer.sample_workbook(community or "C001"), "anju-import-template.xlsx", XLSX
+    )
