@@ -45,10 +45,13 @@ class Node:
     def unit_of_work(self, actor: Actor | None = None) -> Iterator[Ctx]:
         """A transaction with its context: commits on success, rolls back on error."""
         with transaction(self.sessions) as session:
-            yield Ctx(session=session, cipher=self.cipher, actor=actor or Actor.system())
+            yield self.ctx(session, actor)
 
     def ctx(self, session: Session, actor: Actor | None = None) -> Ctx:
-        return Ctx(session=session, cipher=self.cipher, actor=actor or Actor.system())
+        """A context for ``session``; the actor is also put on the session for the audit log."""
+        who = actor or Actor.system()
+        session.info["actor"] = who
+        return Ctx(session=session, cipher=self.cipher, actor=who)
 
     def dispose(self) -> None:
         self.engine.dispose()

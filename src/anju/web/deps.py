@@ -43,9 +43,10 @@ def get_node(request: Request) -> Node:
 NodeDep = Annotated[Node, Depends(get_node)]
 
 
-def get_session(node: NodeDep) -> Iterator[Session]:
+def get_session(request: Request, node: NodeDep) -> Iterator[Session]:
     """One transaction per request: committed when the route returns, rolled back on error."""
     session = node.sessions()
+    session.info["ip"] = request.client.host if request.client else None
     try:
         yield session
         session.commit()
