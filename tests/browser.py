@@ -40,6 +40,7 @@ def chromium_page(viewport: dict[str, int] | None = None) -> Iterator[Any]:
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             page.js_errors = errors  # type: ignore[attr-defined]
+            page.anju_context = context  # type: ignore[attr-defined]
             yield page
         finally:
             browser.close()

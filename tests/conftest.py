@@ -9,6 +9,7 @@ the PostgreSQL half is skipped with the reason.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,12 +18,49 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy.orm import Session
 
 from anju.bootstrap import Node, bootstrap, initialise
 from anju.config import Settings
 from anju.core.context import Ctx
 from anju.core.scope import Actor
+
+# Every clear ID number and phone the tests make, and every log line of the run: at the end
+# no such value may appear in any log (sensitive data never reaches the logs).
+SENSITIVE_VALUES: set[str] = set()
+LOG_LINES: list[str] = []
+
+
+class _CaptureAll(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            LOG_LINES.append(self.format(record))
+        except Exception:  # a broken log call must not hide the others
+            LOG_LINES.append(str(record.msg))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def capture_every_log_line() -> Iterator[None]:
+    handler = _CaptureAll(level=logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    levels = {name: logging.getLogger(name).level for name in ("anju", "uvicorn")}
+    logging.getLogger("anju").setLevel(logging.DEBUG)
+    logging.getLogger("uvicorn").setLevel(logging.INFO)
+    yield
+    root.removeHandler(handler)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    text = "\n".join(LOG_LINES)
+    leaked = sorted(v for v in SENSITIVE_VALUES if len(v) >= 11 and v in text)
+    if leaked:
+        masked = ", ".join(v[:3] + "…" + v[-2:] for v in leaked[:10])
+        print(f"\nSENSITIVE VALUES IN LOGS ({len(leaked)}): {masked}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 PG_ADMIN_URL = os.environ.get("ANJU_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TEST_KEY = base64.b64encode(bytes(range(32))).decode()
@@ -114,9 +152,10 @@ def ctx(node: Node) -> Iterator[Ctx]:
     """A system-actor context whose writes are rolled back after the test."""
     with node.engine.connect() as conn:
         outer = conn.begin()
-        session = Session(bind=conn, join_transaction_mode="create_savepoint")
+        # From the node's factory, so the audit hook sees these sessions too.
+        session = node.sessions(bind=conn, join_transaction_mode="create_savepoint")
         try:
-            yield Ctx(session=session, cipher=node.cipher, actor=Actor.system())
+            yield node.ctx(session, Actor.system())
         finally:
             session.close()
             outer.rollback()

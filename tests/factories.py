@@ -23,8 +23,12 @@ def resident_id_for(region: str, birth: str, serial: int) -> str:
     """A valid resident ID number for a region code, a yyyymmdd birth date and a serial."""
     from stdnum.cn import ric
 
+    from tests.conftest import SENSITIVE_VALUES
+
     body = f"{region}{birth}{serial:03d}"
-    return body + ric.calc_check_digit(body + "0")
+    number = body + ric.calc_check_digit(body + "0")
+    SENSITIVE_VALUES.add(number)
+    return number
 
 
 @dataclass

@@ -497,7 +497,6 @@ def test_property_staff_cannot_set_or_drop_police_only_tags(ctx):
     )
 
     report = transfer.import_file(scoped, content, filename="tags.xlsx")
-
     assert report.counts[Kind.PEOPLE].updated == 1
     column, _, reason = rejected(report)[("人员", 3)]
     assert column == "标签" and reason.startswith("unknown tag")

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from anju import audit
 from anju.auth import service as auth_service
 from anju.auth.models import User
 from anju.config import Settings
@@ -65,7 +66,7 @@ def bootstrap(settings: Settings, *, create_key: bool = False) -> Node:
     return Node(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
+        sessions=audit.install(make_session_factory(engine)),  # changes are audited
         cipher=FieldCipher(key),
     )
 
@@ -98,7 +99,8 @@ def initialise(node: Node, admin_password: str | None = None) -> InitResult:
             password=password,
             role_code="admin",
             org_unit_id=root.id,
-            must_change_password=False,
+            # A generated password was printed on a terminal: its holder must replace it.
+            must_change_password=generated,
         )
         log.info("created the first admin account")
         return InitResult(True, "admin", password if generated else None)

@@ -214,6 +214,8 @@ def main() -> None:
 
 
 # The command groups of other slices (imported last: they import this module's helpers).
+from anju.audit.cli import app as audit_app  # noqa: E402
+from anju.devices.cli import app as devices_app  # noqa: E402
 from anju.registry.transfer_cli import export_command, import_command  # noqa: E402
 from anju.sim.cli import app as sim_app  # noqa: E402
 from anju.users_cli import app as users_app  # noqa: E402
@@ -222,3 +224,5 @@ app.command("import")(import_command)
 app.command("export")(export_command)
 app.add_typer(sim_app, name="sim")
 app.add_typer(users_app, name="user")
+app.add_typer(devices_app, name="device")
+app.add_typer(audit_app, name="audit")

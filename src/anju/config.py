@@ -59,6 +59,31 @@ class Settings(BaseSettings):
         default=None,
         description="Mark cookies Secure; default: only when the request came over HTTPS.",
     )
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Failed sign-ins of one account within the window that lock it.",
+    )
+    login_ip_max_failures: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="Failed sign-ins from one address within the window that block it.",
+    )
+    login_window_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, description="Window in which failed sign-ins are counted."
+    )
+    login_lockout_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        description="How long a locked account or blocked address is refused.",
+    )
+    require_totp_for_police: bool = Field(
+        default=False,
+        description="Police roles must set up a second factor (TOTP) before using the console.",
+    )
     page_size: int = Field(default=50, ge=5, le=500, description="Rows per console page.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
 

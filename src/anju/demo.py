@@ -13,6 +13,7 @@ from anju.auth import service as auth_service
 from anju.auth.models import User
 from anju.bootstrap import Node
 from anju.org.models import OrgUnit
+from anju.registry.models import Person, Relation, Residency
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +23,15 @@ DEMO_PASSWORD = "anju-demo-2026"
 
 # username, display name, role, which node: the community or one of its ancestors by level
 DEMO_ACCOUNTS = [
-    ("officer", "李警官", "officer", "office"),
+    ("city", "市局分析员", "city_analyst", "city"),
+    ("district", "分局分析员", "district_analyst", "district"),
     ("station", "派出所分析员", "station_analyst", "station"),
+    ("officer", "李警官", "officer", "office"),
     ("grid", "网格员小王", "grid_worker", "community"),
     ("property", "物业张经理", "property_manager", "community"),
+    ("staff", "物业客服小陈", "property_staff", "community"),
+    ("guard", "保安老赵", "guard", "community"),
+    ("integration", "对接系统", "integration", "community"),
 ]
 
 
@@ -75,4 +81,33 @@ def _ensure_accounts(node: Node, admin_password: str) -> list[tuple[str, str, st
                     org_unit_id=scope.id,
                 )
             rows.append((username, DEMO_PASSWORD, role, scope.name))
+        resident = _demo_resident(ctx.session, community)
+        if resident is not None:
+            if ctx.session.scalar(select(User.id).where(User.username == "resident")) is None:
+                auth_service.create_user(
+                    ctx.session,
+                    username="resident",
+                    display_name=resident.name,
+                    password=DEMO_PASSWORD,
+                    role_code="resident",
+                    org_unit_id=community.id,
+                    person_id=resident.id,
+                )
+            rows.append(("resident", DEMO_PASSWORD, "resident", f"{resident.name}（本人及家庭）"))
     return rows
+
+
+def _demo_resident(session: Any, community: OrgUnit) -> Person | None:
+    """The demo resident: the owner of the community's first lived-in house."""
+    stmt = (
+        select(Person)
+        .join(Residency, Residency.person_id == Person.id)
+        .where(
+            Residency.community_id == community.id,
+            Residency.relation == Relation.OWNER,
+            Residency.end_date.is_(None),
+        )
+        .order_by(Residency.house_id, Person.id)
+        .limit(1)
+    )
+    return session.scalar(stmt)

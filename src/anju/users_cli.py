@@ -1,7 +1,8 @@
-"""``anju user``: add accounts, set passwords, list who exists."""
+"""``anju user``: add accounts, set passwords, API tokens, list who exists."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated
 
@@ -9,10 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from anju.auth import service as auth_service
-from anju.auth.models import User
+from anju.auth import tokens as auth_tokens
+from anju.auth import totp as auth_totp
+from anju.auth.models import TokenKind, User
 from anju.bootstrap import Node
+from anju.core.db import utcnow
 from anju.core.errors import ValidationFailed
 from anju.org.models import OrgUnit
 
@@ -77,27 +82,95 @@ def set_password(
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
 ) -> None:
     """Set an account's password (and end its open sessions)."""
-    from anju.auth.models import LoginSession
-    from anju.core.db import utcnow
-
     node = _node()
     try:
         with node.unit_of_work() as ctx:
-            user = ctx.session.scalar(select(User).where(User.username == username))
-            if user is None:
-                raise ValidationFailed.one("username", f"no account {username}")
-            auth_service.validate_password(password)
-            user.password_hash = auth_service.hash_password(password)
-            for login in ctx.session.scalars(
-                select(LoginSession).where(
-                    LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None)
-                )
-            ):
-                login.revoked_at = utcnow()
+            user = _user(ctx.session, username)
+            auth_service.set_password(ctx.session, user, password, utcnow())
     except ValidationFailed as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     console.print(f"password of {username} changed")
+
+
+def _user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise ValidationFailed.one("username", f"no account {username}")
+    return user
+
+
+@app.command("token")
+def token(
+    username: str,
+    label: Annotated[str, typer.Option(help="What the token is for (shown in lists).")],
+    integration: Annotated[
+        bool, typer.Option("--integration", help="An integration token (for another system).")
+    ] = False,
+    days: Annotated[
+        int | None, typer.Option(min=1, help="Days until it expires (default: never).")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Make an API token acting as USERNAME; the token is printed once and never again."""
+    node = _node()
+    now = utcnow()
+    kind = TokenKind.INTEGRATION if integration else TokenKind.PERSONAL
+    expires = now + dt.timedelta(days=days) if days else None
+    try:
+        with node.unit_of_work() as ctx:
+            user = _user(ctx.session, username)
+            clear, row = auth_tokens.create_token(ctx.session, user, label, kind, expires, now)
+            prefix = row.prefix
+    except ValidationFailed as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    out = {
+        "username": username,
+        "kind": kind.value,
+        "prefix": prefix,
+        "expires_at": expires.isoformat() if expires else None,
+        "token": clear,
+    }
+    if json_output:
+        print(json.dumps(out))
+        return
+    console.print(f"{kind.value} token {prefix}… for {username} (shown once; keep it safe):")
+    print(clear)
+
+
+@app.command("revoke-token")
+def revoke_token(
+    prefix: Annotated[str, typer.Argument(help="The token's prefix as listed (anju_AbCd1234).")],
+) -> None:
+    """Revoke the API token whose prefix is given (it must name exactly one live token)."""
+    node = _node()
+    with node.unit_of_work() as ctx:
+        live = [
+            t
+            for t in auth_tokens.find_by_prefix(ctx.session, prefix.rstrip("…"))
+            if t.revoked_at is None
+        ]
+        if len(live) != 1:
+            problem = "no live token" if not live else f"{len(live)} live tokens"
+            console.print(f"[red]{problem} with prefix {prefix}[/red]")
+            raise typer.Exit(2)
+        auth_tokens.revoke_token(ctx.session, live[0], utcnow())
+        shown, owner = live[0].prefix, live[0].user.username
+    console.print(f"token {shown} of {owner} revoked")
+
+
+@app.command("reset-totp")
+def reset_totp(username: str) -> None:
+    """Turn off an account's second factor (a lost phone); they set it up again after."""
+    node = _node()
+    try:
+        with node.unit_of_work() as ctx:
+            auth_totp.disable(_user(ctx.session, username))
+    except ValidationFailed as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"second factor of {username} turned off")
 
 
 @app.command("list")

@@ -37,9 +37,78 @@ def new_password() -> str:
     return secrets.token_urlsafe(12)
 
 
+# A constant (not an f-string) so the console catalogue can translate it; keep in step.
+_TOO_SHORT = "password needs at least 10 characters"
+
+
 def validate_password(password: str) -> None:
+    """The rule every new password follows: at least ``MIN_PASSWORD`` characters."""
     if len(password) < MIN_PASSWORD:
-        raise ValidationFailed.one("password", f"password needs at least {MIN_PASSWORD} characters")
+        raise ValidationFailed.one("password", _TOO_SHORT)
+
+
+_WRONG_CURRENT = "the current password is wrong"
+_SAME_AS_CURRENT = "the new password must differ from the current one"
+_SAME_AS_USERNAME = "the password must not be the user name"
+
+
+def set_password(
+    session: Session,
+    user: User,
+    password: str,
+    now: dt.datetime,
+    *,
+    must_change: bool = False,
+    keep_session_id: int | None = None,
+) -> None:
+    """Give ``user`` a new password and end their sessions (all but ``keep_session_id``)."""
+    validate_password(password)
+    if password.casefold() == user.username.casefold():
+        raise ValidationFailed.one("password", _SAME_AS_USERNAME)
+    user.password_hash = hash_password(password)
+    user.password_changed_at = now
+    user.must_change_password = must_change
+    end_sessions(session, user, now, keep_session_id=keep_session_id)
+
+
+def change_password(
+    session: Session,
+    user: User,
+    current: str,
+    new: str,
+    now: dt.datetime,
+    keep_session_id: int | None = None,
+) -> None:
+    """The account holder's own change: the current password proves it is them.
+
+    The new password follows :func:`validate_password`, differs from the current one and
+    from the user name; the account's other sessions end and a forced change is satisfied.
+    """
+    if not check_password(user.password_hash, current):
+        raise ValidationFailed.one("current_password", _WRONG_CURRENT)
+    if new == current:
+        raise ValidationFailed.one("new_password", _SAME_AS_CURRENT)
+    try:
+        set_password(session, user, new, now, keep_session_id=keep_session_id)
+    except ValidationFailed as exc:
+        # The rules speak of "password"; on this form the field is the new one.
+        raise ValidationFailed.one("new_password", exc.errors[0].message) from None
+
+
+def end_sessions(
+    session: Session, user: User, now: dt.datetime, keep_session_id: int | None = None
+) -> int:
+    """Revoke the account's open console sessions except one; returns how many ended."""
+    stmt = select(LoginSession).where(
+        LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None)
+    )
+    if keep_session_id is not None:
+        stmt = stmt.where(LoginSession.id != keep_session_id)
+    ended = 0
+    for login in session.scalars(stmt):
+        login.revoked_at = now
+        ended += 1
+    return ended
 
 
 def seed_defaults(session: Session) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -78,6 +79,9 @@ class TimestampMixin:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Transaction control is taken from pysqlite (which would let a SAVEPOINT after a read
+    # become the outermost transaction, so RELEASE commits it) and done in _begin_before_write.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -86,12 +90,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_WRITES = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE|SAVEPOINT)\b", re.IGNORECASE)
+
+
+def _begin_before_write(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    """Open the SQLite transaction as ``BEGIN IMMEDIATE`` just before its first write.
+
+    Reads before it run as in autocommit, each on a fresh snapshot; the write lock is taken
+    (waiting up to ``busy_timeout``) before anything is written, so a transaction never holds
+    a snapshot that another writer has made stale ("database is locked" on upgrade), and
+    savepoints always nest inside a real transaction.
+    """
+    dbapi_connection = conn.connection.dbapi_connection
+    if conn.in_transaction() and not dbapi_connection.in_transaction and _WRITES.match(statement):
+        cursor.execute("BEGIN IMMEDIATE")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL mode and enforced foreign keys."""
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"check_same_thread": False})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "before_cursor_execute", _begin_before_write)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)

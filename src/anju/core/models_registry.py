@@ -1,8 +1,9 @@
 """Imports every area's tables so ``Base.metadata`` is complete (Alembic, tests)."""
 
+from anju.audit import models as audit_models
 from anju.auth import models as auth_models
 from anju.devices import models as device_models
 from anju.org import models as org_models
 from anju.registry import models as registry_models
 
-__all__ = ["auth_models", "device_models", "org_models", "registry_models"]
+__all__ = ["audit_models", "auth_models", "device_models", "org_models", "registry_models"]

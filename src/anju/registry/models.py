@@ -78,6 +78,7 @@ class BuildingUnit(IdMixin, TimestampMixin, Base):
     address_code: Mapped[str] = mapped_column(String(40), unique=True)
     full_address: Mapped[str] = mapped_column(String(300))
 
+    community: Mapped[OrgUnit] = relationship()
     building: Mapped[Building] = relationship()
 
     def __str__(self) -> str:
@@ -97,6 +98,8 @@ class Floor(IdMixin, Base):
     number: Mapped[int] = mapped_column(Integer)
     address_code: Mapped[str] = mapped_column(String(40), unique=True)
     full_address: Mapped[str] = mapped_column(String(300))
+
+    community: Mapped[OrgUnit] = relationship()
 
 
 class HouseUse(enum.StrEnum):
@@ -131,6 +134,7 @@ class House(VerifiedMixin, IdMixin, TimestampMixin, Base):
     plate_installed: Mapped[bool] = mapped_column(Boolean, default=False)
     notes: Mapped[str | None] = mapped_column(Text)
 
+    community: Mapped[OrgUnit] = relationship()
     unit: Mapped[BuildingUnit] = relationship()
     floor: Mapped[Floor] = relationship()
     owner: Mapped[Person | None] = relationship(foreign_keys=[owner_id])
@@ -260,6 +264,7 @@ class Residency(IdMixin, TimestampMixin, Base):
     end_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
     end_reason: Mapped[str | None] = mapped_column(String(200))
 
+    community: Mapped[OrgUnit] = relationship()
     person: Mapped[Person] = relationship()
     house: Mapped[House] = relationship()
 
@@ -301,6 +306,7 @@ class Organisation(VerifiedMixin, IdMixin, TimestampMixin, Base):
     address: Mapped[str | None] = mapped_column(String(300))
     employees: Mapped[int | None] = mapped_column(Integer)
 
+    community: Mapped[OrgUnit] = relationship()
     house: Mapped[House | None] = relationship()
 
     def __str__(self) -> str:
@@ -328,6 +334,7 @@ class ParkingSpace(IdMixin, TimestampMixin, Base):
         BigId, ForeignKey("houses.id", ondelete="SET NULL"), index=True
     )
 
+    community: Mapped[OrgUnit] = relationship()
     house: Mapped[House | None] = relationship()
 
     def __str__(self) -> str:
@@ -356,6 +363,7 @@ class Vehicle(IdMixin, TimestampMixin, Base):
         BigId, ForeignKey("parking_spaces.id", ondelete="SET NULL"), index=True
     )
 
+    community: Mapped[OrgUnit] = relationship()
     owner: Mapped[Person | None] = relationship()
     parking_space: Mapped[ParkingSpace | None] = relationship()
 
@@ -389,6 +397,7 @@ class SecurityStaff(IdMixin, TimestampMixin, Base):
     )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
+    community: Mapped[OrgUnit] = relationship()
     grid: Mapped[Grid | None] = relationship()
 
     def __str__(self) -> str:
@@ -421,4 +430,5 @@ class Incident(IdMixin, TimestampMixin, Base):
     summary: Mapped[str] = mapped_column(Text)
     case_number: Mapped[str | None] = mapped_column(String(40))
 
+    community: Mapped[OrgUnit] = relationship()
     house: Mapped[House | None] = relationship()

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from anju.core import validation
 from anju.core.context import Ctx
 from anju.core.crud import EntityService, Ref
-from anju.core.errors import ValidationFailed
+from anju.core.errors import PermissionDenied, ValidationFailed
 from anju.core.scope import restrict
 from anju.devices.models import Device
 from anju.org.models import Grid, OrgUnit
@@ -131,7 +131,11 @@ class PersonService(EntityService[Person]):
     def before_write(self, ctx: Ctx, values: dict[str, Any], obj: Person | None) -> None:
         if "tags" in values:
             tags = values["tags"] or []
-            known = set(ctx.session.scalars(select(Tag.code).where(Tag.code.in_(tags))))
+            stmt = select(Tag.code).where(Tag.code.in_(tags))
+            if not ctx.actor.police:
+                # Police-only tags are invisible to other roles: they can neither set them …
+                stmt = stmt.where(Tag.police_only.is_(False))
+            known = set(ctx.session.scalars(stmt))
             unknown = [t for t in tags if t not in known]
             if unknown:
                 raise ValidationFailed.one("tags", "unknown tag(s): " + ", ".join(unknown))
@@ -147,7 +151,12 @@ class PersonService(EntityService[Person]):
 
     def after_build(self, ctx: Ctx, obj: Person, values: dict[str, Any]) -> None:
         if values.get("tags") is not None:
-            obj.tags = list(ctx.session.scalars(select(Tag).where(Tag.code.in_(values["tags"]))))
+            with ctx.session.no_autoflush:  # one flush, so one audit row, per edit
+                chosen = list(ctx.session.scalars(select(Tag).where(Tag.code.in_(values["tags"]))))
+            if not ctx.actor.police:
+                # … nor lose them by leaving out what they cannot see.
+                chosen += [t for t in obj.tags if t.police_only and t not in chosen]
+            obj.tags = chosen
 
     def find_by_id_number(self, ctx: Ctx, id_number: str) -> Person | None:
         """Exact lookup by full ID number, through the keyed hash (never a clear column)."""
@@ -162,9 +171,40 @@ class PersonService(EntityService[Person]):
         return list(ctx.session.scalars(self.select(ctx).where(Person.phone_hash == lookup)))
 
     def reveal(self, ctx: Ctx, person: Person, field_name: str) -> str | None:
-        """The clear value of a sealed field (the caller checks permission and audits)."""
+        """The clear value of a sealed field, for internal use (no permission check)."""
         blob = getattr(person, f"{field_name}_enc")
         return None if blob is None else ctx.cipher.decrypt(blob, field_name)
+
+    def reveal_for(
+        self, ctx: Ctx, person: Person, fields: list[str], reason: str
+    ) -> dict[str, str | None]:
+        """Show a person's full ID number and/or phone to someone allowed to see them.
+
+        Needs ``person.view_sensitive`` (the record is already in the caller's scope, or
+        :meth:`get` would not have found it) and a reason; every reveal is audited.
+        """
+        from anju.audit.service import record
+
+        if not ctx.actor.can("person.view_sensitive"):
+            raise PermissionDenied("person.view_sensitive")
+        reason = (reason or "").strip()
+        if len(reason) < 4:
+            raise ValidationFailed.one("reason", "give a reason of at least 4 characters")
+        wanted = [f for f in fields if f in SENSITIVE_FIELDS]
+        if not wanted:
+            raise ValidationFailed.one("fields", "choose the ID number, the phone or both")
+        record(
+            ctx.session,
+            "person.reveal",
+            entity="persons",
+            entity_id=person.id,
+            community_id=person.community_id,
+            detail={"fields": wanted, "reason": reason},
+        )
+        return {f: self.reveal(ctx, person, f) for f in wanted}
+
+
+SENSITIVE_FIELDS = ("id_number", "phone")
 
 
 class ResidencyService(EntityService[Residency]):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import logging
 import re
@@ -33,6 +34,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import selectinload
 
+from anju.audit import service as audit
 from anju.core import validation
 from anju.core.context import Ctx
 from anju.core.crypto import mask
@@ -40,6 +42,7 @@ from anju.core.errors import (
     PLAIN_MESSAGES,
     DomainError,
     FieldError,
+    PermissionDenied,
     ValidationFailed,
     field_errors,
 )
@@ -1193,10 +1196,9 @@ def _import_person(job: _Job, row: _Row) -> Outcome:
         changes["phone"] = data.phone
     if "tags" in payload:
         tags = list(data.tags)
-        if not ctx.actor.police:
-            # Tags the caller cannot see are kept, not dropped by omission.
-            tags += [t.code for t in existing.tags if t.police_only and t.code not in tags]
-        if set(tags) != {t.code for t in existing.tags}:
+        # Compare with what the caller can see: the service keeps the tags it cannot.
+        visible = {t.code for t in existing.tags if ctx.actor.police or not t.police_only}
+        if set(tags) != visible:
             changes["tags"] = tags
     if not changes:
         return "unchanged"
@@ -1614,7 +1616,9 @@ def _address(house: House | None) -> dict[str, Any]:
     }
 
 
-def _export_people(ctx: Ctx, community_id: int | None) -> list[dict[str, Any]]:
+def _export_people(
+    ctx: Ctx, community_id: int | None, reveal: bool = False
+) -> list[dict[str, Any]]:
     stmt = registry.people.select(ctx).options(selectinload(Person.tags))
     if community_id is not None:
         stmt = stmt.where(Person.community_id == community_id)
@@ -1627,10 +1631,10 @@ def _export_people(ctx: Ctx, community_id: int | None) -> list[dict[str, Any]]:
                 "community_code": codes.get(p.community_id, ""),
                 "name": p.name,
                 "id_type": label(p.id_type),
-                "id_number": p.id_number_masked,
+                "id_number": _shown(ctx, p, "id_number", reveal),
                 "sex": label(p.sex),
                 "birth_date": p.birth_date,
-                "phone": p.phone_masked,
+                "phone": _shown(ctx, p, "phone", reveal),
                 "category": label(p.category),
                 "ethnicity": p.ethnicity,
                 "household_address": p.household_address,
@@ -1651,7 +1655,9 @@ def _house_options() -> list[Any]:
     ]
 
 
-def _export_houses(ctx: Ctx, community_id: int | None) -> list[dict[str, Any]]:
+def _export_houses(
+    ctx: Ctx, community_id: int | None, reveal: bool = False
+) -> list[dict[str, Any]]:
     stmt = registry.houses.select(ctx).options(*_house_options(), selectinload(House.owner))
     if community_id is not None:
         stmt = stmt.where(House.community_id == community_id)
@@ -1666,7 +1672,7 @@ def _export_houses(ctx: Ctx, community_id: int | None) -> list[dict[str, Any]]:
                 "area": h.area,
                 "rooms": h.rooms,
                 "plate_installed": "是" if h.plate_installed else "否",
-                "owner_id_number": h.owner.id_number_masked if h.owner else None,
+                "owner_id_number": _shown(ctx, h.owner, "id_number", reveal),
                 "owner_name": h.owner.name if h.owner else None,
                 "notes": h.notes,
             }
@@ -1674,7 +1680,9 @@ def _export_houses(ctx: Ctx, community_id: int | None) -> list[dict[str, Any]]:
     return rows
 
 
-def _export_residencies(ctx: Ctx, community_id: int | None) -> list[dict[str, Any]]:
+def _export_residencies(
+    ctx: Ctx, community_id: int | None, reveal: bool = False
+) -> list[dict[str, Any]]:
     stmt = registry.residencies.select(ctx).options(
         selectinload(Residency.person),
         selectinload(Residency.house).selectinload(House.unit).selectinload(BuildingUnit.building),
@@ -1688,7 +1696,7 @@ def _export_residencies(ctx: Ctx, community_id: int | None) -> list[dict[str, An
     for r in _all(ctx, Residency, stmt.order_by(*order)):
         rows.append(
             {
-                "id_number": r.person.id_number_masked,
+                "id_number": _shown(ctx, r.person, "id_number", reveal),
                 "name": r.person.name,
                 "community_code": codes.get(r.community_id, ""),
                 **_address(r.house),
@@ -1702,7 +1710,9 @@ def _export_residencies(ctx: Ctx, community_id: int | None) -> list[dict[str, An
     return rows
 
 
-def _export_vehicles(ctx: Ctx, community_id: int | None) -> list[dict[str, Any]]:
+def _export_vehicles(
+    ctx: Ctx, community_id: int | None, reveal: bool = False
+) -> list[dict[str, Any]]:
     stmt = registry.vehicles.select(ctx).options(
         selectinload(Vehicle.owner), selectinload(Vehicle.parking_space)
     )
@@ -1717,7 +1727,7 @@ def _export_vehicles(ctx: Ctx, community_id: int | None) -> list[dict[str, Any]]
                 "plate": v.plate,
                 "colour": v.colour,
                 "brand": v.brand,
-                "owner_id_number": v.owner.id_number_masked if v.owner else None,
+                "owner_id_number": _shown(ctx, v.owner, "id_number", reveal),
                 "owner_name": v.owner.name if v.owner else None,
                 "parking_space": v.parking_space.code if v.parking_space else None,
             }
@@ -1725,7 +1735,9 @@ def _export_vehicles(ctx: Ctx, community_id: int | None) -> list[dict[str, Any]]
     return rows
 
 
-def _export_organisations(ctx: Ctx, community_id: int | None) -> list[dict[str, Any]]:
+def _export_organisations(
+    ctx: Ctx, community_id: int | None, reveal: bool = False
+) -> list[dict[str, Any]]:
     stmt = registry.organisations.select(ctx).options(
         selectinload(Organisation.house)
         .selectinload(House.unit)
@@ -1745,7 +1757,7 @@ def _export_organisations(ctx: Ctx, community_id: int | None) -> list[dict[str, 
                 "credit_code": o.credit_code,
                 "legal_representative": o.legal_representative,
                 "contact_name": o.contact_name,
-                "contact_phone": o.contact_phone_masked,
+                "contact_phone": _shown(ctx, o, "contact_phone", reveal),
                 "address": o.address,
                 "employees": o.employees,
                 **_address(o.house),
@@ -1754,7 +1766,18 @@ def _export_organisations(ctx: Ctx, community_id: int | None) -> list[dict[str, 
     return rows
 
 
-_EXPORTERS: dict[Kind, Callable[[Ctx, int | None], list[dict[str, Any]]]] = {
+def _shown(ctx: Ctx, record: Any, field: str, reveal: bool) -> str | None:
+    """A sealed field as exported: masked, or in clear for a sensitive export."""
+    if record is None:
+        return None
+    if not reveal:
+        masked: str | None = getattr(record, f"{field}_masked")
+        return masked
+    blob = getattr(record, f"{field}_enc")
+    return None if blob is None else ctx.cipher.decrypt(blob, field)
+
+
+_EXPORTERS: dict[Kind, Callable[[Ctx, int | None, bool], list[dict[str, Any]]]] = {
     Kind.PEOPLE: _export_people,
     Kind.HOUSES: _export_houses,
     Kind.RESIDENCIES: _export_residencies,
@@ -1833,12 +1856,21 @@ def _csv(kind: Kind, rows: Sequence[dict[str, Any]]) -> bytes:
 
 
 def export_data(
-    ctx: Ctx, kind: Kind | str, fmt: str, *, community_code: str | None = None
+    ctx: Ctx,
+    kind: Kind | str,
+    fmt: str,
+    *,
+    community_code: str | None = None,
+    sensitive: bool = False,
 ) -> Export:
     """Export the records of one kind (or ``"all"`` kinds, as one workbook) in the caller's scope.
 
-    ``fmt`` is ``"xlsx"`` or ``"csv"``; ID numbers and phones are written masked.
+    ``fmt`` is ``"xlsx"`` or ``"csv"``; ID numbers and phones are written masked unless
+    ``sensitive`` — which needs the ``export.sensitive`` permission and is audited with the
+    row count and the file's SHA-256.
     """
+    if sensitive and not ctx.actor.can("export.sensitive"):
+        raise PermissionDenied("export.sensitive")
     fmt = fmt.lower().lstrip(".")
     if fmt not in ("xlsx", "csv"):
         raise TransferError(f"unknown export format {fmt!r}: use xlsx or csv")
@@ -1851,22 +1883,41 @@ def export_data(
         if found is None:
             raise TransferError(f"community {community_code} does not exist")
         community_id = found.id
-    tables = [(k, _EXPORTERS[k](ctx, community_id)) for k in kinds]
+    tables = [(k, _EXPORTERS[k](ctx, community_id, sensitive)) for k in kinds]
     counts = {k: len(rows) for k, rows in tables}
     stem = "registry" if len(kinds) > 1 else kinds[0].value
     if community_code:
         stem += f"-{community_code}"
     log.info("exported %s as %s: %s", stem, fmt, ", ".join(f"{k} {n}" for k, n in counts.items()))
     if fmt == "csv":
-        return Export(_csv(*tables[0]), counts, CSV_MEDIA_TYPE, f"{stem}.csv")
-    return Export(_xlsx(tables), counts, XLSX_MEDIA_TYPE, f"{stem}.xlsx")
+        result = Export(_csv(*tables[0]), counts, CSV_MEDIA_TYPE, f"{stem}.csv")
+    else:
+        result = Export(_xlsx(tables), counts, XLSX_MEDIA_TYPE, f"{stem}.xlsx")
+    audit.record(
+        ctx.session,
+        "registry.export",
+        community_id=community_id,
+        detail={
+            "kinds": [k.value for k in kinds],
+            "format": fmt,
+            "sensitive": sensitive,
+            "rows": sum(counts.values()),
+            "sha256": hashlib.sha256(result.content).hexdigest(),
+        },
+    )
+    return result
 
 
 def export_file(
-    ctx: Ctx, kind: Kind | str, fmt: str, *, community_code: str | None = None
+    ctx: Ctx,
+    kind: Kind | str,
+    fmt: str,
+    *,
+    community_code: str | None = None,
+    sensitive: bool = False,
 ) -> bytes:
     """The bytes of an export (see :func:`export_data`); ``kind="all"`` gives every sheet."""
-    return export_data(ctx, kind, fmt, community_code=community_code).content
+    return export_data(ctx, kind, fmt, community_code=community_code, sensitive=sensitive).content
 
 
 def export_workbook(ctx: Ctx, *, community_code: str | None = None) -> bytes:

@@ -157,6 +157,14 @@ def export_command(
     community: Annotated[
         str | None, typer.Option("--community", help="Export only this community (its code).")
     ] = None,
+    full_numbers: Annotated[
+        bool,
+        typer.Option(
+            "--full-numbers",
+            help="Write ID numbers and phones in clear (recorded in the audit log with the "
+            "row count and the file's SHA-256).",
+        ),
+    ] = False,
 ) -> None:
     """Export registry records to a spreadsheet, ID numbers and phones masked.
 
@@ -168,7 +176,9 @@ def export_command(
     node = _node(json_output)
     try:
         with node.unit_of_work() as ctx:
-            export = export_data(ctx, kind, chosen, community_code=community)
+            export = export_data(
+                ctx, kind, chosen, community_code=community, sensitive=full_numbers
+            )
     except TransferError as exc:
         _fail(str(exc), json_output)
     finally:

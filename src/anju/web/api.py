@@ -7,9 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ValidationError
 
+from anju.audit import service as audit
 from anju.core.errors import NotFound, PermissionDenied, ValidationFailed, field_errors
 from anju.registry import schemas
 from anju.registry import service as registry
+from anju.registry.models import Person
 from anju.web.deps import ApiCsrfDep, ApiCtx, api_user
 from anju.web.resources import BY_NAME, RESOURCES, Resource, serialize
 
@@ -80,7 +82,16 @@ def _register(resource: Resource) -> None:
     )
     def get_record(ctx: ApiCtx, record_id: int) -> Any:
         _require(ctx, resource)
-        return serialize(resource, resource.service.get(ctx, record_id), ctx.actor.police)
+        obj = resource.service.get(ctx, record_id)
+        if resource.model is Person:
+            audit.record(
+                ctx.session,
+                "person.view",
+                entity="persons",
+                entity_id=obj.id,
+                community_id=obj.community_id,
+            )
+        return serialize(resource, obj, ctx.actor.police)
 
     @router.post(
         base,
@@ -186,6 +197,8 @@ def end_residency(ctx: ApiCtx, record_id: int, body: dict[str, Any] = Body(...))
 @router.get("/stats", tags=["stats"], name="api_stats")
 def stats(ctx: ApiCtx, community_id: int | None = None) -> dict[str, Any]:
     """Registry counts and the verification and coverage rates."""
+    if not ctx.actor.can("stats.view"):
+        raise PermissionDenied("stats.view")
     s = registry.stats(ctx, community_id=community_id)
     out: dict[str, Any] = {}
     for key, value in s.__dict__.items():
@@ -195,3 +208,24 @@ def stats(ctx: ApiCtx, community_id: int | None = None) -> dict[str, Any]:
             else value
         )
     return out
+
+
+class RevealRequest(BaseModel):
+    fields: list[str] = ["id_number"]
+    reason: str
+
+
+@router.post(
+    "/people/{record_id}/reveal",
+    tags=["people"],
+    dependencies=[ApiCsrfDep],
+    name="api_people_reveal",
+)
+def reveal_person(ctx: ApiCtx, record_id: int, body: RevealRequest) -> dict[str, str | None]:
+    """Full ID number and/or phone of one person: needs ``person.view_sensitive`` and a reason.
+
+    Every reveal is written to the audit log and shown to the person.
+    """
+    _require(ctx, BY_NAME["people"])
+    person = registry.people.get(ctx, record_id)
+    return registry.people.reveal_for(ctx, person, body.fields, body.reason)

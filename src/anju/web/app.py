@@ -14,10 +14,20 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from anju import __version__
+from anju.audit import views as audit_views
+from anju.auth import views as auth_views
 from anju.bootstrap import Node
 from anju.core.errors import NotFound, PermissionDenied, ValidationFailed, field_errors
-from anju.web import api, console, transfer_views
-from anju.web.deps import CsrfFailed, LoginRequired
+from anju.web import account, api, console, transfer_views
+from anju.web.deps import (
+    PASSWORD_PAGE,
+    TOTP_PAGE,
+    Clock,
+    CsrfFailed,
+    LoginRequired,
+    PasswordChangeRequired,
+    SecondFactorRequired,
+)
 from anju.web.templating import build_templates, render
 
 log = logging.getLogger(__name__)
@@ -41,8 +51,15 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def create_app(node: Node) -> FastAPI:
-    """Build the web app around a bootstrapped node."""
+def _redirect(request: Request, target: str) -> Response:
+    """Send the browser to ``target`` (HTMX requests are told through a header)."""
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=401, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+def create_app(node: Node, clock: Clock | None = None) -> FastAPI:
+    """Build the web app around a bootstrapped node; ``clock`` replaces the wall clock."""
     app = FastAPI(
         title="Anju API",
         version=__version__,
@@ -50,12 +67,18 @@ def create_app(node: Node) -> FastAPI:
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.node = node
+    if clock is not None:
+        app.state.clock = clock
     app.state.templates = build_templates(node.settings.timezone)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(api.router)
     app.include_router(transfer_views.router)
+    app.include_router(auth_views.router)
+    app.include_router(account.router)
+    app.include_router(audit_views.router)
     app.include_router(console.router)
 
     @app.middleware("http")
@@ -83,6 +106,14 @@ def create_app(node: Node) -> FastAPI:
         if request.headers.get("hx-request") == "true":
             return Response(status_code=401, headers={"HX-Redirect": "/login"})
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(PasswordChangeRequired)
+    async def _password_due(request: Request, exc: PasswordChangeRequired) -> Response:
+        return _redirect(request, PASSWORD_PAGE)
+
+    @app.exception_handler(SecondFactorRequired)
+    async def _totp_due(request: Request, exc: SecondFactorRequired) -> Response:
+        return _redirect(request, TOTP_PAGE)
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> Response:

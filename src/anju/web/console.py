@@ -12,22 +12,25 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from anju.audit import service as audit
 from anju.auth import service as auth_service
-from anju.core.db import utcnow
+from anju.auth import throttle
 from anju.core.errors import FieldError, NotFound, PermissionDenied, ValidationFailed, field_errors
 from anju.org.models import OrgUnit
 from anju.registry import schemas
 from anju.registry import service as registry
 from anju.registry.models import House, Person, PersonTag, Residency
-from anju.web import forms
+from anju.web import forms, signin
 from anju.web.deps import (
     LANG_COOKIE,
     SESSION_COOKIE,
+    ClockDep,
     ConsoleCtx,
     CsrfDep,
     LoginCsrfDep,
     NodeDep,
     SessionDep,
+    client_ip,
 )
 from anju.web.i18n import LANGUAGES
 from anju.web.resources import RESOURCES, Resource, attr_path
@@ -69,16 +72,28 @@ def login(
     request: Request,
     node: NodeDep,
     session: SessionDep,
+    clock: ClockDep,
     username: str = Form(""),
     password: str = Form(""),
     next: str = Form("/"),
 ) -> Response:
-    user = auth_service.authenticate(session, username.strip(), password)
+    """Check the password (unless throttled); open a session, or ask for the second factor."""
+    now = clock()
+    typed = username.strip()
+    name = signin.attempt_name(session, node, typed)
+    locked = signin.refuse_if_locked(
+        request, session, node, name, now, "login.html", next=_safe_next(next), error=None
+    )
+    if locked is not None:
+        return locked
+    user = auth_service.authenticate(session, typed, password)
     if user is None:
+        throttle.record_attempt(session, name, client_ip(request), False, now)
+        signin.audit_failure(session, name, "password")
         log.warning(
-            "failed sign-in for account %r from %s",
-            username[:60],
-            request.client.host if request.client else "?",
+            "failed sign-in for account %s from %s",
+            signin.shown_name(name, typed),
+            client_ip(request) or "?",
         )
         return render(
             request,
@@ -87,32 +102,22 @@ def login(
             next=_safe_next(next),
             error="Wrong user name or password",
         )
-    token, _ = auth_service.start_session(
-        session,
-        user,
-        utcnow(),
-        node.settings.session_hours,
-        request.client.host if request.client else None,
-    )
-    log.info("account %s signed in", user.username)
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=node.settings.session_hours * 3600,
-        httponly=True,
-        samesite="lax",
-        secure=_secure(request),
-    )
-    response.delete_cookie("anju_login_csrf")
-    return response
+    if user.totp_enabled:
+        return signin.ask_for_code(request, node, user, now, next)
+    return signin.open_session(request, session, node, user, now, next)
 
 
 @router.post("/logout", dependencies=[CsrfDep])
-def logout(request: Request, session: SessionDep) -> Response:
+def logout(request: Request, session: SessionDep, clock: ClockDep) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        auth_service.end_session(session, token, utcnow())
+        auth_service.end_session(session, token, clock())
+    signed = getattr(request.state, "signed", None)
+    if signed is not None:
+        audit.record(
+            session, "logout", entity="users", entity_id=signed.user.id, actor=signed.actor
+        )
+        log.info("account %s signed out", signed.user.username)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -132,6 +137,10 @@ def set_language(request: Request, code: str) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request, ctx: ConsoleCtx, community_id: int | None = None) -> Response:
+    if not ctx.actor.can("stats.view"):
+        if ctx.actor.can("self.view"):
+            return RedirectResponse("/me", status_code=303)
+        raise PermissionDenied("stats.view")
     communities = forms.ref_options(ctx, "community")
     if community_id is not None and str(community_id) not in {c for c, _ in communities}:
         community_id = None
@@ -175,6 +184,8 @@ def _list_query(ctx: Any, resource: Resource, params: dict[str, str]) -> Any:
         if not value:
             continue
         if flt.kind == "tag":
+            if not ctx.actor.police and value in forms.police_tag_codes(ctx):
+                continue  # a property role cannot probe who carries a police-only tag
             stmt = stmt.where(
                 Person.id.in_(select(PersonTag.person_id).where(PersonTag.tag_code == value))
             )
@@ -267,6 +278,14 @@ def _register(resource: Resource) -> None:
     def detail_page(request: Request, ctx: ConsoleCtx, record_id: int) -> Response:
         _require(ctx, resource)
         obj = resource.service.get(ctx, record_id)
+        if isinstance(obj, Person):
+            audit.record(
+                ctx.session,
+                "person.view",
+                entity="persons",
+                entity_id=obj.id,
+                community_id=obj.community_id,
+            )
         extra = _detail_extra(ctx, resource, obj)
         return render(
             request,
@@ -394,7 +413,12 @@ def _detail_extra(ctx: Any, resource: Resource, obj: Any) -> dict[str, Any]:
             .order_by(Residency.end_date.is_not(None), Residency.start_date.desc())
         ).all()
         visible_tags = [t for t in obj.tags if ctx.actor.police or not t.police_only]
-        return {"residencies": rows, "visible_tags": visible_tags}
+        looked = (
+            audit.who_looked(ctx.session, "persons", obj.id)
+            if ctx.actor.can("person.view_sensitive") or ctx.actor.can("audit.view")
+            else None
+        )
+        return {"residencies": rows, "visible_tags": visible_tags, "looked": looked}
     return {}
 
 
@@ -433,17 +457,86 @@ async def end_residency(request: Request, ctx: ConsoleCtx, record_id: int) -> Re
     return RedirectResponse(f"/residencies/{record_id}", status_code=303)
 
 
+@router.post("/people/{record_id}/reveal", dependencies=[CsrfDep], name="people_reveal")
+async def reveal_person(request: Request, ctx: ConsoleCtx, record_id: int) -> Response:
+    """Show the full ID number and/or phone, with a reason; the reveal is audited."""
+    from anju.web.resources import BY_NAME
+
+    resource = BY_NAME["people"]
+    _require(ctx, resource)
+    person = registry.people.get(ctx, record_id)
+    form = await request.form()
+    fields = [str(f) for f in form.getlist("fields")]
+    try:
+        revealed = registry.people.reveal_for(ctx, person, fields, str(form.get("reason") or ""))
+    except ValidationFailed as exc:
+        extra = _detail_extra(ctx, resource, person)
+        return render(
+            request,
+            resource.template,
+            status_code=422,
+            resource=resource,
+            obj=person,
+            attr=attr_path,
+            can_edit=ctx.actor.can(resource.edit_perm),
+            error=exc.errors[0].message,
+            **extra,
+        )
+    extra = _detail_extra(ctx, resource, person)
+    return render(
+        request,
+        resource.template,
+        resource=resource,
+        obj=person,
+        attr=attr_path,
+        can_edit=ctx.actor.can(resource.edit_perm),
+        revealed=revealed,
+        **extra,
+    )
+
+
+@router.get("/me", response_class=HTMLResponse, name="me")
+def my_household(request: Request, ctx: ConsoleCtx) -> Response:
+    """A resident's own page: their record (masked), household, and who looked at it."""
+    if not ctx.actor.can("self.view"):
+        raise PermissionDenied("self.view")
+    if ctx.actor.person_id is None:
+        raise NotFound("person")
+    person = ctx.session.get(Person, ctx.actor.person_id)
+    if person is None:
+        raise NotFound("person")
+    homes = ctx.session.scalars(
+        select(Residency).where(Residency.person_id == person.id, Residency.end_date.is_(None))
+    ).all()
+    household = {
+        home.house_id: ctx.session.scalars(
+            select(Residency)
+            .where(Residency.house_id == home.house_id, Residency.end_date.is_(None))
+            .order_by(Residency.start_date)
+        ).all()
+        for home in homes
+    }
+    looked = audit.who_looked(ctx.session, "persons", person.id)
+    return render(
+        request, "registry/me.html", person=person, homes=homes, household=household, looked=looked
+    )
+
+
 @router.get("/lookup/{ref}", response_class=HTMLResponse)
 def lookup(request: Request, ctx: ConsoleCtx, ref: str, q: str = "") -> Response:
     """Options for a person/house input, searched as the user types."""
     if ref not in ("person", "house"):
         raise NotFound(ref)
+    if not ctx.actor.can(f"{ref}.view"):
+        raise PermissionDenied(f"{ref}.view")
     return render(request, "registry/_options.html", options=forms.lookup(ctx, ref, q))
 
 
 @router.get("/org", response_class=HTMLResponse)
 def org_tree(request: Request, ctx: ConsoleCtx) -> Response:
     """The organisation tree in the caller's scope."""
+    if not ctx.actor.can("org.view"):
+        raise PermissionDenied("org.view")
     from anju.core.scope import org_units_in_scope
 
     units = ctx.session.scalars(org_units_in_scope(ctx.actor).order_by(OrgUnit.path)).all()

@@ -137,3 +137,7 @@ def community_codes(ctx: Ctx) -> list[tuple[str, str]]:
         .order_by(OrgUnit.code)
     )
     return [(c, n) for c, n in ctx.session.execute(stmt)]
+
+
+def police_tag_codes(ctx: Ctx) -> set[str]:
+    return set(ctx.session.scalars(select(Tag.code).where(Tag.police_only.is_(True))))

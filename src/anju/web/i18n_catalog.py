@@ -16,6 +16,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po
 from jinja2 import Environment
 
+from anju.auth.defaults import PERMISSIONS
 from anju.core.errors import PLAIN_MESSAGES
 from anju.web.i18n import LOCALE_DIR
 from anju.web.labels import LABELS
@@ -100,7 +101,7 @@ def _tuple_messages(node: ast.expr) -> set[str]:
 
 
 def spec_messages() -> set[str]:
-    found = set(PLAIN_MESSAGES.values())
+    found = set(PLAIN_MESSAGES.values()) | set(PERMISSIONS.values())
     for names in LABELS.values():
         found.update(names.values())
     for r in RESOURCES:

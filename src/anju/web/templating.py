@@ -37,6 +37,8 @@ def build_templates(timezone: str) -> Jinja2Templates:
     env.filters["local"] = lambda value, fmt="%Y-%m-%d %H:%M": _local(value, timezone, fmt)
     env.filters["label"] = _label
     env.globals["languages"] = i18n.LANGUAGES
+    # A nav item (href, text, "perm|perm") is shown when the actor holds any of its permissions.
+    env.tests["allowed_for"] = lambda item, actor: any(actor.can(p) for p in item[2].split("|"))
     return templates
 
 
