@@ -1,0 +1,1 @@
+"""Device adapters: each turns one protocol's payloads into canonical events or rejections."""
