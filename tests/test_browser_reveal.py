@@ -42,7 +42,7 @@ def test_officer_reveal_is_seen_by_the_resident(app_node, test_output):
         page.wait_for_url(f"{base}/me")
         row = page.locator("tr", has_text="入户走访核对身份")
         assert row.count() == 1
-        assert "R-officer" in row.inner_text()
+        assert "officer · 社区民警 · 甲警务室" in row.inner_text()  # display name · role · unit
         assert page.locator("text=邻居A1").count() == 0
         page.screenshot(
             path=str(shots / f"11-resident-who-looked-{app_node.backend}.png"), full_page=True

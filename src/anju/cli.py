@@ -24,6 +24,8 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+SECRET_SETTINGS = ("secret_key", "admin_password", "onenet_token", "ctwing_token")
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object (for scripts).")]
 
 
@@ -180,7 +182,7 @@ def check_config(json_output: JsonFlag = False) -> None:
     finally:
         engine.dispose()
     shown = {
-        name: ("***" if name in ("secret_key", "admin_password") and value else value)
+        name: ("***" if name in SECRET_SETTINGS and value else value)
         for name, value in settings.model_dump(mode="json").items()
     }
     shown["database"] = engine.url.render_as_string(hide_password=True)
@@ -216,6 +218,7 @@ def main() -> None:
 # The command groups of other slices (imported last: they import this module's helpers).
 from anju.audit.cli import app as audit_app  # noqa: E402
 from anju.devices.cli import app as devices_app  # noqa: E402
+from anju.org.cli import app as org_app  # noqa: E402
 from anju.registry.transfer_cli import export_command, import_command  # noqa: E402
 from anju.sim.cli import app as sim_app  # noqa: E402
 from anju.users_cli import app as users_app  # noqa: E402
@@ -224,5 +227,6 @@ app.command("import")(import_command)
 app.command("export")(export_command)
 app.add_typer(sim_app, name="sim")
 app.add_typer(users_app, name="user")
+app.add_typer(org_app, name="org")
 app.add_typer(devices_app, name="device")
 app.add_typer(audit_app, name="audit")

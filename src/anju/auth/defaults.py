@@ -29,12 +29,15 @@ PERMISSIONS: dict[str, str] = {
     "export.sensitive": "Export with full ID numbers and phones",
     "stats.view": "See the dashboard and statistics",
     "org.view": "See the organisation tree",
+    "org.manage": "Add and rename organisations and communities in one's area",
     "audit.view": "See the audit log",
     "user.manage": "Create and manage accounts in one's area",
     "role.manage": "Edit roles and their permissions",
     "token.manage": "Issue integration tokens",
     "self.view": "See one's own household and who looked at one's record",
     "event.ingest": "Send device events",
+    "event.view": "Search events and watch the live feed",
+    "trajectory.view": "Draw trajectories of people, vehicles, cards and phones",
 }
 
 REGISTRY_VIEW = [
@@ -58,7 +61,15 @@ REGISTRY_EDIT = [
     "grid.edit",
     "registry.import",
 ]
-ANALYST = [*REGISTRY_VIEW, "incident.view", "registry.export", "stats.view", "org.view"]
+ANALYST = [
+    *REGISTRY_VIEW,
+    "incident.view",
+    "registry.export",
+    "stats.view",
+    "org.view",
+    "event.view",
+    "trajectory.view",
+]
 
 # code, Chinese name, English name, police, permissions
 DEFAULT_ROLES: list[tuple[str, str, str, bool, list[str]]] = [
@@ -81,6 +92,8 @@ DEFAULT_ROLES: list[tuple[str, str, str, bool, list[str]]] = [
             "registry.export",
             "stats.view",
             "org.view",
+            "event.view",
+            "trajectory.view",
         ],
     ),
     (
@@ -103,7 +116,7 @@ DEFAULT_ROLES: list[tuple[str, str, str, bool, list[str]]] = [
         "物业经理",
         "Property manager",
         False,
-        [*REGISTRY_VIEW, *REGISTRY_EDIT, "stats.view", "org.view"],
+        [*REGISTRY_VIEW, *REGISTRY_EDIT, "stats.view", "org.view", "event.view"],
     ),
     (
         "property_staff",
@@ -112,7 +125,13 @@ DEFAULT_ROLES: list[tuple[str, str, str, bool, list[str]]] = [
         False,
         [*REGISTRY_VIEW, "person.edit", "house.edit", "vehicle.edit", "stats.view"],
     ),
-    ("guard", "保安", "Guard", False, ["person.view", "house.view", "vehicle.view", "device.view"]),
+    (
+        "guard",
+        "保安",
+        "Guard",
+        False,
+        ["person.view", "house.view", "vehicle.view", "device.view", "event.view"],
+    ),
     ("resident", "居民", "Resident", False, ["self.view"]),
     ("device", "设备", "Device", False, ["event.ingest"]),
     ("integration", "系统对接", "Integration", False, [*REGISTRY_VIEW]),

@@ -139,7 +139,7 @@ def create_user(
 ) -> User:
     validate_password(password)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise ValidationFailed.one("username", f"user {username} exists")
+        raise ValidationFailed.one("username", "this user name is taken")
     if session.get(Role, role_code) is None:
         raise ValidationFailed.one("role_code", f"role {role_code} does not exist")
     user = User(

@@ -233,6 +233,8 @@ class ResidencyService(EntityService[Residency]):
             raise ValidationFailed.one("end_date", "this residency has already ended")
         if data.end_date < residency.start_date:
             raise ValidationFailed.one("end_date", "end date is before the start date")
+        if data.end_date > today_local(ctx) + dt.timedelta(days=1):
+            raise ValidationFailed.one("end_date", "leaving cannot be recorded ahead of time")
         residency.end_date = data.end_date
         residency.end_reason = data.reason
         ctx.session.flush()
@@ -312,7 +314,10 @@ devices = EntityService(
         "building_id": Ref(Building, label="building"),
         "unit_id": Ref(BuildingUnit, label="unit"),
     },
-    unique_messages={"code": ("code", "a device with this code exists")},
+    unique_messages={
+        "code": ("code", "a device with this code exists"),
+        "external_id": ("external_id", "another device has this carrier ID"),
+    },
 )
 incidents = EntityService(Incident, refs={"house_id": _house_ref()})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,12 +13,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from anju import __version__
 from anju.audit import views as audit_views
 from anju.auth import views as auth_views
 from anju.bootstrap import Node
 from anju.core.errors import NotFound, PermissionDenied, ValidationFailed, field_errors
+from anju.events import api as events_api
+from anju.org import views as org_views
 from anju.web import account, api, console, transfer_views
 from anju.web.deps import (
     PASSWORD_PAGE,
@@ -47,6 +51,9 @@ SECURITY_HEADERS = {
 }
 
 
+_CREDENTIAL_IN_PATH = re.compile(r"(anjud_\d+_)[^/]+")
+
+
 def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
@@ -74,9 +81,11 @@ def create_app(node: Node, clock: Clock | None = None) -> FastAPI:
         app.state.clock = clock
     app.state.templates = build_templates(node.settings.timezone)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.include_router(events_api.router)
     app.include_router(api.router)
     app.include_router(transfer_views.router)
     app.include_router(auth_views.router)
+    app.include_router(org_views.router)
     app.include_router(account.router)
     app.include_router(audit_views.router)
     app.include_router(console.router)
@@ -90,11 +99,12 @@ def create_app(node: Node, clock: Clock | None = None) -> FastAPI:
         if not request.url.path.startswith("/api/docs"):
             for key, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(key, value)
-        # The query string is left out on purpose: searches may carry ID numbers.
+        # The query string is left out on purpose: searches may carry ID numbers; device
+        # credentials in push URLs are masked.
         access_log.info(
             "%s %s %d %.1fms",
             request.method,
-            request.url.path,
+            _CREDENTIAL_IN_PATH.sub(r"\1…", request.url.path),
             response.status_code,
             (time.perf_counter() - started) * 1000,
         )
@@ -157,6 +167,23 @@ def create_app(node: Node, clock: Clock | None = None) -> FastAPI:
     async def _invalid(request: Request, exc: ValidationFailed) -> Response:
         body = {"detail": [{"field": e.field, "message": e.message} for e in exc.errors]}
         return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Unknown console pages get the console's error page, not a JSON answer.
+        if exc.status_code == 404 and not _wants_json(request):
+            return render(
+                request,
+                "error.html",
+                status_code=404,
+                title="Not found",
+                message="This page does not exist.",
+            )
+        return JSONResponse(
+            {"detail": exc.detail},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> Response:

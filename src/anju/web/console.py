@@ -16,7 +16,6 @@ from anju.audit import service as audit
 from anju.auth import service as auth_service
 from anju.auth import throttle
 from anju.core.errors import FieldError, NotFound, PermissionDenied, ValidationFailed, field_errors
-from anju.org.models import OrgUnit
 from anju.registry import schemas
 from anju.registry import service as registry
 from anju.registry.models import House, Person, PersonTag, Residency
@@ -39,6 +38,15 @@ from anju.web.templating import render
 log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
+
+# Where "/" sends an account that has no dashboard, in order of preference.
+START_PAGES = (
+    ("/me", "self.view"),
+    ("/people", "person.view"),
+    ("/houses", "house.view"),
+    ("/vehicles", "vehicle.view"),
+    ("/devices", "device.view"),
+)
 
 
 def _secure(request: Request) -> bool:
@@ -138,8 +146,10 @@ def set_language(request: Request, code: str) -> Response:
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request, ctx: ConsoleCtx, community_id: int | None = None) -> Response:
     if not ctx.actor.can("stats.view"):
-        if ctx.actor.can("self.view"):
-            return RedirectResponse("/me", status_code=303)
+        # No dashboard for this role: open the first page it can use instead of an error.
+        for path, permission in START_PAGES:
+            if ctx.actor.can(permission):
+                return RedirectResponse(path, status_code=303)
         raise PermissionDenied("stats.view")
     communities = forms.ref_options(ctx, "community")
     if community_id is not None and str(community_id) not in {c for c, _ in communities}:
@@ -263,7 +273,7 @@ def _register(resource: Resource) -> None:
         _require(ctx, resource, edit=True)
         form = await request.form()
         tz = request.app.state.node.settings.timezone
-        values = forms.parse_form(form, list(resource.form), tz)
+        values = forms.parse_form(form, list(resource.form), tz, creating=True)
         try:
             data = resource.create_schema.model_validate(values)
             obj = resource.service.create(ctx, data)
@@ -397,6 +407,17 @@ def _form_errors(
     )
 
 
+def _looked_names(ctx: Any, entries: Any) -> dict[int, str]:
+    """Who looked, as people know them: "李警官 · 社区民警 · 科苑社区警务室", not a user name."""
+    from anju.auth.models import User
+
+    ids = {e.actor_user_id for e in entries if e.actor_user_id is not None}
+    if not ids:
+        return {}
+    users = ctx.session.scalars(select(User).where(User.id.in_(ids)))
+    return {u.id: f"{u.display_name} · {u.role.name} · {u.org_unit.name}" for u in users}
+
+
 def _detail_extra(ctx: Any, resource: Resource, obj: Any) -> dict[str, Any]:
     """Related records shown on a detail page: a house's residents, a person's homes."""
     if isinstance(obj, House):
@@ -418,7 +439,12 @@ def _detail_extra(ctx: Any, resource: Resource, obj: Any) -> dict[str, Any]:
             if ctx.actor.can("person.view_sensitive") or ctx.actor.can("audit.view")
             else None
         )
-        return {"residencies": rows, "visible_tags": visible_tags, "looked": looked}
+        return {
+            "residencies": rows,
+            "visible_tags": visible_tags,
+            "looked": looked,
+            "looked_names": _looked_names(ctx, looked or []),
+        }
     return {}
 
 
@@ -518,7 +544,13 @@ def my_household(request: Request, ctx: ConsoleCtx) -> Response:
     }
     looked = audit.who_looked(ctx.session, "persons", person.id)
     return render(
-        request, "registry/me.html", person=person, homes=homes, household=household, looked=looked
+        request,
+        "registry/me.html",
+        person=person,
+        homes=homes,
+        household=household,
+        looked=looked,
+        looked_names=_looked_names(ctx, looked),
     )
 
 
@@ -530,14 +562,3 @@ def lookup(request: Request, ctx: ConsoleCtx, ref: str, q: str = "") -> Response
     if not ctx.actor.can(f"{ref}.view"):
         raise PermissionDenied(f"{ref}.view")
     return render(request, "registry/_options.html", options=forms.lookup(ctx, ref, q))
-
-
-@router.get("/org", response_class=HTMLResponse)
-def org_tree(request: Request, ctx: ConsoleCtx) -> Response:
-    """The organisation tree in the caller's scope."""
-    if not ctx.actor.can("org.view"):
-        raise PermissionDenied("org.view")
-    from anju.core.scope import org_units_in_scope
-
-    units = ctx.session.scalars(org_units_in_scope(ctx.actor).order_by(OrgUnit.path)).all()
-    return render(request, "org/tree.html", units=units)

@@ -16,10 +16,16 @@ from anju.org.models import Grid, OrgUnit
 from anju.registry.models import Building, BuildingUnit, House, ParkingSpace, Person, Tag
 from anju.web.resources import Input
 
+# Sealed fields are never shown in clear on a form, so a blank one means "unchanged".
+SEALED_INPUTS = frozenset({"id_number", "phone", "contact_phone"})
 
-def parse_form(form: FormData, inputs: list[Input], tz: str) -> dict[str, Any]:
-    """Read the inputs of a form post: blanks become None, checkboxes booleans,
-    local date-times get the deployment's offset."""
+
+def parse_form(
+    form: FormData, inputs: list[Input], tz: str, *, creating: bool = False
+) -> dict[str, Any]:
+    """Read the inputs of a form post: checkboxes become booleans, local date-times get the
+    deployment's offset. A blank input clears the field on an edit; on a new record it is
+    left out so the schema's default applies. A blank sealed field is left unchanged."""
     data: dict[str, Any] = {}
     for inp in inputs:
         if inp.kind == "bool":
@@ -32,7 +38,8 @@ def parse_form(form: FormData, inputs: list[Input], tz: str) -> dict[str, Any]:
             continue
         raw = str(form.get(inp.name) or "").strip()
         if raw == "":
-            data[inp.name] = None
+            if not creating and inp.name not in SEALED_INPUTS:
+                data[inp.name] = None
         elif inp.kind == "datetime":
             try:
                 data[inp.name] = dt.datetime.fromisoformat(raw).replace(tzinfo=ZoneInfo(tz))

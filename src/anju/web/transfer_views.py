@@ -135,6 +135,7 @@ def template_download(request: Request, ctx: ConsoleCtx, community: str | None =
     """A spreadsheet template with headers and example rows for every kind."""
     if not ctx.actor.can("registry.import"):
         raise PermissionDenied("registry.import")
-    return _download(
-        transfer.sample_workbook(community or "C001"), "anju-import-template.xlsx", XLSX
-    )
+    # The sample rows use a community of the caller's, so the template imports as it is.
+    codes = [code for code, _name in forms.community_codes(ctx)]
+    chosen = community if community in codes else (codes[0] if codes else "C001")
+    return _download(transfer.sample_workbook(chosen), "anju-import-template.xlsx", XLSX)
