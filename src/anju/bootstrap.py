@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -22,8 +22,12 @@ from anju.config import Settings
 from anju.core import migrate
 from anju.core.context import Ctx
 from anju.core.crypto import FieldCipher, load_or_create_key
-from anju.core.db import make_engine, make_session_factory, transaction
+from anju.core.db import make_engine, make_session_factory, transaction, utcnow
 from anju.core.scope import Actor
+from anju.events.blobs import FolderBlobs
+from anju.events.feed import LiveFeed
+from anju.events.pipeline import Pipeline
+from anju.events.sql import SqlDevices, SqlEnricher, SqlStore
 from anju.org import service as org_service
 from anju.org.models import Level
 
@@ -41,6 +45,17 @@ class Node:
     engine: Engine
     sessions: sessionmaker[Session]
     cipher: FieldCipher
+    feed: LiveFeed = field(default_factory=LiveFeed)
+
+    def pipeline(self, session: Session) -> Pipeline:
+        """The event pipeline over one session (its transaction is the caller's)."""
+        return Pipeline(
+            devices=SqlDevices(session),
+            enricher=SqlEnricher(session),
+            store=SqlStore(session),
+            blobs=FolderBlobs(self.settings.blob_dir),
+            clock=utcnow,
+        )
 
     @contextmanager
     def unit_of_work(self, actor: Actor | None = None) -> Iterator[Ctx]:

@@ -86,6 +86,16 @@ class Settings(BaseSettings):
     )
     page_size: int = Field(default=50, ge=5, le=500, description="Rows per console page.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    onenet_token: str | None = Field(
+        default=None,
+        description="The token set on the OneNET HTTP push: pushes are checked against it.",
+        repr=False,
+    )
+    ctwing_token: str | None = Field(
+        default=None,
+        description="A secret in the CTWing subscription URL as ?token=… (CTWing signs nothing).",
+        repr=False,
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -63,6 +63,7 @@ AUDITED_TABLES = frozenset(
         "roles",
         "api_tokens",
         "device_credentials",
+        "access_credentials",
         # the registry
         "buildings",
         "building_units",
@@ -82,7 +83,8 @@ AUDITED_TABLES = frozenset(
     }
 )
 # The log itself; console sessions and sign-in attempts (sign-ins are logged explicitly).
-UNAUDITED_TABLES = frozenset({"audit_log", "login_sessions", "login_attempts"})
+# Events are the devices' own record (millions a day): they are not registry changes.
+UNAUDITED_TABLES = frozenset({"audit_log", "login_sessions", "login_attempts", "events"})
 
 SECRET_SUFFIXES = ("_enc", "_hash", "_secret")
 # Columns an update entry needs even when unchanged: where the record belongs.
@@ -93,6 +95,18 @@ NOISE_BY_TABLE: dict[str, frozenset[str]] = {
     "users": frozenset({"last_login_at", "totp_last_step"}),
     "api_tokens": frozenset({"last_used_at"}),
     "device_credentials": frozenset({"last_used_at"}),
+    # Device health, kept by the event pipeline (through the connection, not the ORM).
+    "devices": frozenset(
+        {
+            "last_seen_at",
+            "battery",
+            "signal",
+            "events_accepted",
+            "events_rejected",
+            "last_rejection",
+            "last_rejected_at",
+        }
+    ),
 }
 
 

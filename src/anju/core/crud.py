@@ -187,7 +187,7 @@ class EntityService(Generic[M]):
             if "UNIQUE constraint failed" in text or "duplicate key value" in text:
                 for column, (field_name, message) in self.unique_messages.items():
                     sqlite_hit = re.search(rf"\b{table}\.{column}\b", text)
-                    pg_hit = re.search(rf'"uq_{table}_[a-z_]*{column}"', text)
+                    pg_hit = re.search(rf'"(uq|ix)_{table}_[a-z_]*{column}"', text)
                     if sqlite_hit or pg_hit:
                         raise ValidationFailed.one(field_name, message) from None
                 raise ValidationFailed.one(

@@ -47,11 +47,13 @@ def communities_in_scope(actor: Actor) -> Select[int]:
     return stmt
 
 
-def restrict(stmt: Select[T], model: Any, actor: Actor) -> Select[T]:
-    """Limit ``stmt`` to rows of ``model`` whose community lies in the actor's scope."""
+def restrict(stmt: T, model: Any, actor: Actor) -> T:
+    """Limit ``stmt`` (a select) to rows of ``model`` whose community is in the actor's scope."""
     if actor.org_path == "/":
         return stmt
-    return stmt.where(model.community_id.in_(communities_in_scope(actor)))
+    query: Any = stmt
+    restricted: T = query.where(model.community_id.in_(communities_in_scope(actor)))
+    return restricted
 
 
 def in_scope(session: Session, actor: Actor, community_id: int) -> bool:

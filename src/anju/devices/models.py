@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from anju.core.db import Base, BigId, IdMixin, TimestampMixin
@@ -73,6 +73,22 @@ class Device(IdMixin, TimestampMixin, Base):
         enum_column(DeviceStatus), default=DeviceStatus.ACTIVE
     )
     installed_on: Mapped[dt.date | None] = mapped_column()
+    # The house a per-house device serves (smart lock, meter, door magnet). Checked by the
+    # service on write; no database FK so the column could be added without rebuilding the
+    # table on SQLite (a rebuild would cascade into device credentials).
+    house_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    # The device's id on a carrier platform (CTWing deviceId / IMEI, OneNET dev_id).
+    external_id: Mapped[str | None] = mapped_column(
+        String(64), unique=True, index=True, default=None
+    )
+    # Health, kept up to date by the event pipeline.
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    battery: Mapped[float | None] = mapped_column(Float, default=None)
+    signal: Mapped[float | None] = mapped_column(Float, default=None)
+    events_accepted: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    events_rejected: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_rejection: Mapped[str | None] = mapped_column(String(300), default=None)
+    last_rejected_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
     community: Mapped[OrgUnit] = relationship()
     building: Mapped[Building | None] = relationship()

@@ -35,7 +35,7 @@ def card(value: str) -> str:
 
 
 def aware(value: dt.datetime, default_tz: dt.tzinfo) -> dt.datetime:
-    """A device time as aware UTC; devices that send local time without offset get ``default_tz``."""
+    """A device time as aware UTC; a local time without offset is read in ``default_tz``."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=default_tz)
     return value.astimezone(dt.UTC)

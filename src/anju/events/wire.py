@@ -108,7 +108,9 @@ def parse_item(item: Any, received_at: dt.datetime) -> Outcome:
         reason = "; ".join(f"{e.field}: {e.message}" for e in errors)
         return Rejection(reason, device=_text(device), id=_text(ident))
     if parsed.at > received_at + FUTURE_TOLERANCE:
-        return Rejection("at: time is in the future (check the device clock)", parsed.device, parsed.id)
+        return Rejection(
+            "at: time is in the future (check the device clock)", parsed.device, parsed.id
+        )
     try:
         subject = _subject(parsed.subject)
         image, image_data = _image(parsed.image)

@@ -317,6 +317,7 @@ class DeviceCreate(Schema):
     door: Annotated[str, Field(max_length=60)] | None = None
     floor: Annotated[int, Field(ge=-5, le=200)] | None = None
     status: DeviceStatus = DeviceStatus.ACTIVE
+    external_id: Annotated[str, Field(max_length=64)] | None = None
     installed_on: dt.date | None = None
 
 
@@ -330,6 +331,7 @@ class DeviceUpdate(Patch):
     door: Annotated[str, Field(max_length=60)] | None = None
     floor: Annotated[int, Field(ge=-5, le=200)] | None = None
     status: DeviceStatus | None = None
+    external_id: Annotated[str, Field(max_length=64)] | None = None
     installed_on: dt.date | None = None
 
 

@@ -494,6 +494,11 @@ RESOURCES: list[Resource] = [
             Input("floor", "Floor", "int"),
             Input("status", "Status", "select", choices=DeviceStatus),
             Input("installed_on", "Installed on", "date"),
+            Input(
+                "external_id",
+                "Carrier device ID / IMEI",
+                help="For NB-IoT devices: the device's ID on CTWing or OneNET, or its IMEI",
+            ),
         ],
         search=_like(Device.code, Device.name, Device.vendor),
         filters=[

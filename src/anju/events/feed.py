@@ -1,0 +1,76 @@
+"""The live feed: new events pushed to connected consoles (Server-Sent Events), in process.
+
+Publishing happens after the events' transaction commits, from any thread; each subscriber
+holds a bounded queue (a slow browser drops its oldest items, never blocks ingest) and
+receives only events of the communities in its scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 200
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One open live-feed connection."""
+
+    communities: frozenset[int] | None  # None: every community
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[dict[str, Any]] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE)
+    )
+    dropped: int = 0
+
+    def wants(self, community_id: int) -> bool:
+        return self.communities is None or community_id in self.communities
+
+    def offer(self, item: dict[str, Any]) -> None:
+        """Runs on the subscriber's loop: enqueue, dropping the oldest item when full."""
+        if self.queue.full():
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(item)
+
+
+class LiveFeed:
+    """Fan-out of published events to subscribers, thread-safe."""
+
+    def __init__(self) -> None:
+        self._subscribers: set[Subscriber] = set()
+        self._lock = threading.Lock()
+
+    def subscribe(self, communities: frozenset[int] | None) -> Subscriber:
+        sub = Subscriber(communities=communities, loop=asyncio.get_running_loop())
+        with self._lock:
+            self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        with self._lock:
+            self._subscribers.discard(sub)
+
+    def publish(self, items: list[dict[str, Any]]) -> None:
+        """Hand committed events to every subscriber that may see them."""
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for sub in subscribers:
+            for item in items:
+                if sub.wants(int(item["community_id"])):
+                    try:
+                        sub.loop.call_soon_threadsafe(sub.offer, item)
+                    except RuntimeError:  # the subscriber's loop has closed
+                        self.unsubscribe(sub)
+                        break
+
+    @property
+    def subscribers(self) -> int:
+        with self._lock:
+            return len(self._subscribers)

@@ -1,0 +1,77 @@
+"""Tables of the event store and of the credentials that tie what devices see to people.
+
+``events`` is written in batches and read by community + time, subject + time, device +
+time and person + time; each of those has its index. Foreign keys are left off the event
+table on purpose: ingest must not pay a lookup per row, and events outlive the records
+they mention (a person who moved away keeps their history).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from anju.core.db import Base, BigId, IdMixin, TimestampMixin
+from anju.org.models import enum_column
+from anju.registry.models import Person, community_fk
+
+
+class StoredEvent(Base):
+    """事件 — one event as stored: the canonical fields plus what enrichment found."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("device_id", "event_key"),
+        Index("ix_events_community_at", "community_id", "at"),
+        Index("ix_events_subject_at", "subject_type", "subject_value", "at"),
+        Index("ix_events_device_at", "device_id", "at"),
+        Index("ix_events_person_at", "person_id", "at"),
+        Index("ix_events_vehicle_at", "vehicle_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    community_id: Mapped[int] = mapped_column(BigId)
+    device_id: Mapped[int] = mapped_column(BigId)
+    event_key: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[dt.datetime] = mapped_column()
+    received_at: Mapped[dt.datetime] = mapped_column()
+    subject_type: Mapped[str | None] = mapped_column(String(8))
+    subject_value: Mapped[str | None] = mapped_column(String(200))
+    direction: Mapped[str | None] = mapped_column(String(3))
+    value: Mapped[float | None] = mapped_column(Float)
+    data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    image: Mapped[str | None] = mapped_column(String(100))
+    history: Mapped[bool] = mapped_column(Boolean, default=False)
+    person_id: Mapped[int | None] = mapped_column(BigId)
+    vehicle_id: Mapped[int | None] = mapped_column(BigId)
+    house_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class CredentialKind(enum.StrEnum):
+    CARD = "card"  # IC/ID card number
+    EMPLOYEE_NO = "employee_no"  # the person's number on a face terminal (Hikvision employeeNo)
+    QR = "qr"
+    MAC = "mac"  # a phone's WiFi MAC
+    TAG = "tag"  # RFID tag of an elderly person or a child
+    LOCK_CODE = "lock_code"  # a smart-lock credential (fingerprint id, PIN slot, key id)
+
+
+class AccessCredential(IdMixin, TimestampMixin, Base):
+    """门禁凭证 — a card, device number, MAC or tag that stands for a registered person."""
+
+    __tablename__ = "access_credentials"
+    __table_args__ = (UniqueConstraint("community_id", "kind", "value"),)
+
+    community_id: Mapped[int] = community_fk()
+    person_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("persons.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[CredentialKind] = mapped_column(enum_column(CredentialKind, 16))
+    value: Mapped[str] = mapped_column(String(100))
+    valid_until: Mapped[dt.date | None] = mapped_column(default=None)
+
+    person: Mapped[Person] = relationship()

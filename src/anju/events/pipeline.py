@@ -1,0 +1,201 @@
+"""The event pipeline: validate → de-duplicate → enrich → store → (after commit) publish.
+
+Plain Python over small interfaces (:class:`Devices`, :class:`Enricher`, :class:`Store`,
+:class:`Blobs`); the SQL implementations live in :mod:`anju.events.sql` and tests use fakes.
+Every outcome gets a :class:`Result`: a bad event never fails the good ones beside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from anju.events.model import Event, Kind, Outcome, Rejection
+
+Status = Literal["accepted", "duplicate", "rejected"]
+
+
+@dataclass(frozen=True)
+class DeviceRef:
+    """What the pipeline needs to know of a registered device."""
+
+    id: int
+    code: str
+    community_id: int
+    kind: str
+    house_id: int | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class Enrichment:
+    """Who or what the event is about, resolved through the registry."""
+
+    person_id: int | None = None
+    vehicle_id: int | None = None
+    house_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    """An event ready to store."""
+
+    event: Event
+    device: DeviceRef
+    enrichment: Enrichment
+    received_at: dt.datetime
+    image: str | None
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one submitted event."""
+
+    status: Status
+    device: str | None
+    id: str | None
+    reason: str | None = None
+    stored_id: int | None = None
+
+
+@dataclass
+class Processed:
+    """The results, in submission order, and the rows to publish once committed."""
+
+    results: list[Result]
+    stored: list[tuple[int, Row]] = field(default_factory=list)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+
+class Devices(Protocol):
+    def find(self, codes: Collection[str]) -> dict[str, DeviceRef]: ...
+
+
+class Enricher(Protocol):
+    def enrich(self, items: Sequence[tuple[Event, DeviceRef]]) -> list[Enrichment]: ...
+
+
+class Blobs(Protocol):
+    def put(self, data: bytes) -> str: ...
+
+
+class Store(Protocol):
+    def insert(self, rows: Sequence[Row]) -> list[int | None]:
+        """Insert rows; the stored id of each, or None where (device, id) was already stored."""
+        ...
+
+    def note_devices(
+        self,
+        seen: dict[int, tuple[dt.datetime, int, dict[str, float]]],
+        rejected: dict[int, tuple[int, str]],
+        now: dt.datetime,
+    ) -> None:
+        """Update device health: last seen, counts, battery/signal; rejections and reason."""
+        ...
+
+
+HEALTH_FIELDS = ("battery", "rsrp", "signal")
+
+
+@dataclass
+class Pipeline:
+    """Turns adapter outcomes into stored events and per-event results."""
+
+    devices: Devices
+    enricher: Enricher
+    store: Store
+    blobs: Blobs
+    clock: Callable[[], dt.datetime]
+
+    def process(
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        may_use: Callable[[DeviceRef], bool] = lambda device: True,
+    ) -> Processed:
+        """Process one delivery. ``may_use`` says whether the sender may speak for a device
+        (a device credential only for itself; an account only for devices in its scope)."""
+        now = self.clock()
+        codes = {o.device for o in outcomes if o.device}
+        known = self.devices.find(codes) if codes else {}
+        results: list[Result | None] = [None] * len(outcomes)
+        ready: list[tuple[int, Event, DeviceRef]] = []
+        seen_keys: set[tuple[int, str]] = set()
+        rejected: dict[int, tuple[int, str]] = {}
+
+        def reject(i: int, reason: str, code: str | None, ident: str | None) -> None:
+            """Refuse one item; count it against its device when the sender may use it."""
+            results[i] = Result("rejected", code, ident, reason)
+            device = known.get(code) if code else None
+            if device is not None and may_use(device):
+                count, _ = rejected.get(device.id, (0, reason))
+                rejected[device.id] = (count + 1, reason)
+
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, Rejection):
+                reject(i, outcome.reason, outcome.device, outcome.id)
+                continue
+            device = known.get(outcome.device)
+            if device is None or not may_use(device):
+                # Unknown and not-yours look the same: existence does not leak.
+                results[i] = Result("rejected", outcome.device, outcome.id, "unknown device")
+                continue
+            if not device.active:
+                reject(i, "device is disabled or retired", device.code, outcome.id)
+                continue
+            key = (device.id, outcome.id)
+            if key in seen_keys:
+                results[i] = Result("duplicate", device.code, outcome.id)
+                continue
+            seen_keys.add(key)
+            ready.append((i, outcome, device))
+
+        enrichments = self.enricher.enrich([(e, d) for _, e, d in ready]) if ready else []
+        rows = [
+            Row(
+                event=event,
+                device=device,
+                enrichment=enrichment,
+                received_at=now,
+                image=event.image
+                or (self.blobs.put(event.image_data) if event.image_data else None),
+            )
+            for (_, event, device), enrichment in zip(ready, enrichments, strict=True)
+        ]
+        stored_ids = self.store.insert(rows) if rows else []
+        processed = Processed(results=[])
+        seen: dict[int, tuple[dt.datetime, int, dict[str, float]]] = {}
+        for (i, event, device), row, stored_id in zip(ready, rows, stored_ids, strict=True):
+            if stored_id is None:
+                results[i] = Result("duplicate", device.code, event.id)
+                continue
+            results[i] = Result("accepted", device.code, event.id, stored_id=stored_id)
+            processed.stored.append((stored_id, row))
+            # A device clock running ahead must not make it look seen in the future.
+            when = min(event.at, now)
+            last, count, health = seen.get(device.id, (when, 0, {}))
+            health.update(_health(event))
+            seen[device.id] = (max(last, when), count + 1, health)
+        self.store.note_devices(seen, rejected, now)
+        processed.results = [r for r in results if r is not None]
+        return processed
+
+    def _blob(self, data: bytes | None) -> str | None:
+        return self.blobs.put(data) if data else None
+
+
+def _health(event: Event) -> dict[str, float]:
+    """Battery and signal a device reported with an event."""
+    out: dict[str, float] = {}
+    for name in HEALTH_FIELDS:
+        value = event.data.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out["signal" if name == "rsrp" else name] = float(value)
+    return out
+
+
+HEARTBEAT_KINDS = frozenset({Kind.DEVICE_HEARTBEAT, Kind.DEVICE_ONLINE})

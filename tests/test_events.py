@@ -1,0 +1,262 @@
+"""Events end to end over HTTP on SQLite and PostgreSQL: ingest, idempotency, enrichment,
+device health, search, trajectory and the live feed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from anju.auth import tokens
+from anju.devices.models import Device
+from anju.events.models import AccessCredential, StoredEvent
+from anju.registry import schemas
+from anju.registry import service as registry
+from anju.web.app import create_app
+from tests import factories as f
+from tests.conftest import ADMIN_PASSWORD
+from tests.live_server import live_server
+from tests.web_helpers import sign_in
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def site(app_node):
+    """A community with a gate, a barrier, a resident with a card and a car, and credentials."""
+    with app_node.unit_of_work() as ctx:
+        t = f.tree(ctx, "EV")
+        house = f.house(ctx, t.community, building="2", unit="1", floor=3, room="301")
+        person = registry.people.create(
+            ctx,
+            schemas.PersonCreate(
+                community_id=t.community.id,
+                name="通行人",
+                id_number=f.resident_id_for("110101", "19850505", 505),
+            ),
+        )
+        registry.residencies.create(
+            ctx,
+            schemas.ResidencyCreate(
+                person_id=person.id,
+                house_id=house.id,
+                relation="owner",
+                start_date=dt.date(2021, 1, 1),
+            ),
+        )
+        car = registry.vehicles.create(
+            ctx,
+            schemas.VehicleCreate(
+                community_id=t.community.id, plate="粤B66666", owner_id=person.id
+            ),
+        )
+        ctx.session.add(
+            AccessCredential(
+                community_id=t.community.id, person_id=person.id, kind="card", value="00AB12"
+            )
+        )
+        gate = registry.devices.create(
+            ctx,
+            schemas.DeviceCreate(
+                community_id=t.community.id, code="EV-GATE", name="东门人行", kind="face_gate"
+            ),
+        )
+        barrier = registry.devices.create(
+            ctx,
+            schemas.DeviceCreate(
+                community_id=t.community.id, code="EV-BAR", name="东门道闸", kind="barrier"
+            ),
+        )
+        other = f.tree(ctx, "EVX")
+        far = registry.devices.create(
+            ctx,
+            schemas.DeviceCreate(
+                community_id=other.community.id, code="EVX-GATE", name="别处", kind="face_gate"
+            ),
+        )
+        gate_secret = tokens.issue_device_credential(ctx.session, gate, NOW)
+        barrier_secret = tokens.issue_device_credential(ctx.session, barrier, NOW)
+        return {
+            "community_id": t.community.id,
+            "person_id": person.id,
+            "vehicle_id": car.id,
+            "house_id": house.id,
+            "gate": gate.id,
+            "far": far.id,
+            "gate_secret": gate_secret,
+            "barrier_secret": barrier_secret,
+        }
+
+
+@pytest.fixture(scope="module")
+def client(app_node):
+    with TestClient(create_app(app_node)) as c:
+        yield c
+
+
+def post(client, secret, body):
+    return client.post(
+        "/api/v1/events",
+        content=json.dumps(body),
+        headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
+    )
+
+
+def event(ident, kind="access.card", device="EV-GATE", **kw):
+    return {"id": ident, "device": device, "kind": kind, "at": NOW.isoformat(), **kw}
+
+
+def test_a_batch_is_judged_event_by_event(client, site, app_node):
+    body = [
+        event("c-1", subject={"type": "card", "value": "00 ab 12"}, direction="in"),
+        event("c-2", kind="no.such.kind"),
+        event("c-3", at="2099-01-01T00:00:00+08:00"),
+        event("c-4", device="EVX-GATE"),  # another device's code with this credential
+        event("c-1", subject={"type": "card", "value": "00AB12"}),  # same id again
+        "not an object",
+        event("c-5", kind="device.heartbeat", data={"battery": 76}),
+    ]
+    resp = post(client, site["gate_secret"], body)
+    assert resp.status_code == 200, resp.text
+    answer = resp.json()
+    assert [r["status"] for r in answer["results"]] == [
+        "accepted",
+        "rejected",
+        "rejected",
+        "rejected",
+        "duplicate",
+        "rejected",
+        "accepted",
+    ]
+    reasons = [r["reason"] for r in answer["results"]]
+    assert reasons[1].startswith("kind:") and "future" in reasons[2]
+    assert reasons[3] == "unknown device" and reasons[5] == "an event must be a JSON object"
+    # Delivered again: nothing new is stored.
+    again = post(client, site["gate_secret"], body).json()
+    assert again["accepted"] == 0 and again["duplicate"] == 3
+    with app_node.unit_of_work() as ctx:
+        stored = ctx.session.scalar(select(StoredEvent).where(StoredEvent.event_key == "c-1"))
+        assert stored.subject_value == "00AB12" and stored.person_id == site["person_id"]
+        assert stored.house_id == site["house_id"] and stored.direction == "in"
+        gate = ctx.session.get(Device, site["gate"])
+        assert gate.events_accepted == 2 and gate.battery == 76
+        assert gate.events_rejected == 4 and gate.last_rejection  # bad kind + future, twice
+        far = ctx.session.get(Device, site["far"])
+        assert far.events_rejected == 0  # not counted against a device the sender may not use
+
+
+def test_malformed_json_is_refused_and_counted(client, site, app_node):
+    with app_node.unit_of_work() as ctx:
+        before = ctx.session.get(Device, site["gate"]).events_rejected
+    resp = client.post(
+        "/api/v1/events",
+        content=b'{"device": "EV-GATE", "kind"',
+        headers={"Authorization": f"Bearer {site['gate_secret']}"},
+    )
+    assert resp.status_code == 400 and "malformed JSON" in resp.json()["detail"]
+    with app_node.unit_of_work() as ctx:
+        gate = ctx.session.get(Device, site["gate"])
+        assert gate.events_rejected == before + 1 and "malformed JSON" in gate.last_rejection
+
+
+def test_wrong_or_missing_credential_is_refused(client, site):
+    assert post(client, "anjud_1_wrong", [event("z")]).status_code == 401
+    assert client.post("/api/v1/events", json=[event("z")]).status_code == 401
+
+
+def test_concurrent_duplicate_deliveries_store_each_event_once(app_node, site):
+    body = [event(f"dup-{i}", kind="door.opened") for i in range(40)]
+    app = create_app(app_node)
+    answers = []
+
+    def deliver():
+        with TestClient(app) as c:
+            answers.append(post(c, site["gate_secret"], body).json())
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(a["accepted"] for a in answers) == 40
+    assert sum(a["duplicate"] for a in answers) == 120
+    with app_node.unit_of_work() as ctx:
+        stored = ctx.session.scalar(
+            select(func.count()).select_from(StoredEvent).where(StoredEvent.event_key.like("dup-%"))
+        )
+        assert stored == 40
+
+
+def test_plates_link_vehicles_and_trajectory_orders_sightings(client, site):
+    passes = [
+        event(
+            f"p-{i}",
+            kind="vehicle.passed",
+            device="EV-BAR",
+            subject={"type": "plate", "value": "粤b·66666"},
+            direction="in" if i % 2 == 0 else "out",
+            at=(NOW - dt.timedelta(hours=5 - i)).isoformat(),
+        )
+        for i in range(4)
+    ]
+    assert post(client, site["barrier_secret"], passes).json()["accepted"] == 4
+    sign_in(client, "admin", ADMIN_PASSWORD)
+    found = client.get(
+        "/api/v1/trajectory", params={"subject_type": "plate", "subject_value": "粤B-66666"}
+    ).json()
+    sightings = found["sightings"]
+    assert [s["event_id"] for s in sightings] == ["p-0", "p-1", "p-2", "p-3"]
+    assert all(
+        s["vehicle_id"] == site["vehicle_id"] and s["device_name"] == "东门道闸" for s in sightings
+    )
+    by_person = client.get("/api/v1/trajectory", params={"person_id": site["person_id"]}).json()[
+        "sightings"
+    ]
+    assert {s["kind"] for s in by_person} >= {"access.card", "vehicle.passed"}
+    search = client.get(
+        "/api/v1/events", params={"kind": "vehicle.passed", "community_id": site["community_id"]}
+    ).json()
+    assert search["total"] == 4 and search["items"][0]["event_id"] == "p-3"  # newest first
+    bad = client.get("/api/v1/events", params={"kind": "nope"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "kind"
+
+
+def test_live_feed_streams_new_events_in_scope(app_node, site):
+    with live_server(app_node) as base, httpx.Client(base_url=base, timeout=10) as web:
+        page = web.get("/login")
+        token = page.cookies.get("anju_login_csrf")
+        web.post(
+            "/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token}
+        )
+        got: list[dict] = []
+        ready = threading.Event()
+
+        def listen():
+            with web.stream("GET", "/api/v1/events/live") as stream:
+                ready.set()
+                for line in stream.iter_lines():
+                    if line.startswith("data: "):
+                        got.append(json.loads(line[6:]))
+                        return
+
+        listener = threading.Thread(target=listen)
+        listener.start()
+        ready.wait(5)
+        # the subscription is registered once the stream has started; give the server a beat
+        for _ in range(50):
+            if app_node.feed.subscribers:
+                break
+            threading.Event().wait(0.05)
+        with httpx.Client(base_url=base) as device:
+            device.post(
+                "/api/v1/events",
+                json=[event("live-1", kind="door.opened")],
+                headers={"Authorization": f"Bearer {site['gate_secret']}"},
+            )
+        listener.join(10)
+        assert got and got[0]["kind"] == "door.opened" and got[0]["device"] == "EV-GATE"
