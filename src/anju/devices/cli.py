@@ -43,3 +43,66 @@ def credential(
         return
     console.print(f"credential of device {device_code} (shown once; any earlier one is revoked):")
     print(secret)
+
+
+@app.command("add")
+def add(
+    code: Annotated[str, typer.Argument(help="A code for the device, unique in the city.")],
+    name: Annotated[
+        str, typer.Argument(help="What installers and staff call it, e.g. 东门人脸闸机.")
+    ],
+    kind: Annotated[
+        str, typer.Option(help="Device kind, e.g. face_gate, barrier, smoke_detector.")
+    ],
+    community: Annotated[str, typer.Option(help="The community's code.")],
+    vendor: Annotated[str | None, typer.Option(help="Vendor, e.g. Hikvision.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model.")] = None,
+    door: Annotated[str | None, typer.Option(help="Door or gate it stands at.")] = None,
+    external_id: Annotated[
+        str | None, typer.Option(help="Carrier device ID or IMEI (NB-IoT devices).")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Register a device and print its code and credential (the credential is shown once)."""
+    from pydantic import ValidationError
+
+    from anju.core.errors import ValidationFailed, field_errors
+    from anju.org.models import Level, OrgUnit
+    from anju.registry import schemas
+    from anju.registry import service as registry
+
+    node = _node()
+    try:
+        with node.unit_of_work() as ctx:
+            unit = ctx.session.scalar(
+                select(OrgUnit).where(OrgUnit.code == community, OrgUnit.level == Level.COMMUNITY)
+            )
+            if unit is None:
+                raise ValidationFailed.one("community", f"no community with code {community}")
+            try:
+                data = schemas.DeviceCreate(
+                    community_id=unit.id,
+                    code=code,
+                    name=name,
+                    kind=kind,
+                    vendor=vendor,
+                    model=model,
+                    door=door,
+                    external_id=external_id,
+                )
+            except ValidationError as exc:
+                raise ValidationFailed(field_errors(exc)) from None
+            device = registry.devices.create(ctx, data)
+            secret = auth_tokens.issue_device_credential(ctx.session, device, utcnow())
+    except ValidationFailed as exc:
+        if json_output:
+            errors = [{"field": e.field, "message": e.message} for e in exc.errors]
+            print(json.dumps({"errors": errors}, ensure_ascii=False))
+        else:
+            console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if json_output:
+        print(json.dumps({"device": code, "credential": secret}, ensure_ascii=False))
+        return
+    console.print(f"device {code} registered in {community}; its credential (shown once):")
+    print(secret)
