@@ -24,7 +24,13 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-SECRET_SETTINGS = ("secret_key", "admin_password", "onenet_token", "ctwing_token")
+SECRET_SETTINGS = (
+    "secret_key",
+    "admin_password",
+    "onenet_token",
+    "ctwing_token",
+    "mqtt_url",
+)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object (for scripts).")]
 
@@ -116,14 +122,31 @@ def _run_server(node: Any) -> None:
     from anju.web.app import create_app
 
     settings = node.settings
+    ingest = _start_mqtt(node)
     console.print(f"Anju console: [bold]http://{settings.host}:{settings.port}/[/bold]")
-    uvicorn.run(
-        create_app(node),
-        host=settings.host,
-        port=settings.port,
-        access_log=False,  # our own access log leaves query strings out
-        log_config=None,
-    )
+    try:
+        uvicorn.run(
+            create_app(node),
+            host=settings.host,
+            port=settings.port,
+            access_log=False,  # our own access log leaves query strings out
+            log_config=None,
+        )
+    finally:
+        if ingest is not None:
+            ingest.stop()
+
+
+def _start_mqtt(node: Any) -> Any:
+    """The MQTT consumer beside the web server, when ``ANJU_MQTT_URL`` is set."""
+    if not node.settings.mqtt_url:
+        return None
+    from anju.events.adapters.mqtt import MqttIngest
+
+    ingest = MqttIngest(node, node.settings.mqtt_url, shared_group=node.settings.mqtt_group)
+    ingest.start()
+    console.print("MQTT events: consuming [bold]anju/v1/+/+/events[/bold]")
+    return ingest
 
 
 @app.command()
@@ -218,6 +241,7 @@ def main() -> None:
 # The command groups of other slices (imported last: they import this module's helpers).
 from anju.audit.cli import app as audit_app  # noqa: E402
 from anju.devices.cli import app as devices_app  # noqa: E402
+from anju.events.worker_cli import app as worker_app  # noqa: E402
 from anju.org.cli import app as org_app  # noqa: E402
 from anju.registry.transfer_cli import export_command, import_command  # noqa: E402
 from anju.sim.cli import app as sim_app  # noqa: E402
@@ -230,3 +254,4 @@ app.add_typer(users_app, name="user")
 app.add_typer(org_app, name="org")
 app.add_typer(devices_app, name="device")
 app.add_typer(audit_app, name="audit")
+app.add_typer(worker_app, name="worker")

@@ -96,6 +96,27 @@ class Settings(BaseSettings):
         description="A secret in the CTWing subscription URL as ?token=… (CTWing signs nothing).",
         repr=False,
     )
+    mqtt_url: str | None = Field(
+        default=None,
+        description="MQTT broker to take device events from, e.g. mqtt://127.0.0.1:1883 or "
+        "mqtts://user:pass@broker:8883 (?version=3.1.1 to force MQTT 3.1.1); "
+        "unset: no MQTT consumer.",
+        repr=False,
+    )
+    mqtt_group: str = Field(
+        default="anju",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[\w.\-]+$",
+        description="Shared-subscription group: consumers in one group split the messages.",
+    )
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("use mqtt://host:port or mqtts://host:port")
+        return value or None
 
     @field_validator("timezone")
     @classmethod
