@@ -124,6 +124,15 @@ def _table() -> dict[tuple[str, str], Rule]:
             "house.edit", record="residencies", body={"end_date": "2026-11-01"}
         ),
         ("GET", "/api/v1/stats"): Rule("stats.view"),
+        # Event pages of the console.
+        ("GET", "/events"): Rule("event.view"),
+        ("GET", "/events/export"): Rule("event.view+registry.export"),
+        ("GET", "/trajectory"): Rule("trajectory.view"),
+        ("POST", "/devices/{record_id}/test-event"): Rule(
+            "device.edit",
+            record="devices",
+            skip="writes in its own transaction; tested in test_events_console",
+        ),
         ("POST", "/api/v1/events"): Rule("event.ingest", body=[]),
         ("GET", "/api/v1/events"): Rule("event.view"),
         ("GET", "/api/v1/trajectory"): Rule(

@@ -260,3 +260,25 @@ def test_live_feed_streams_new_events_in_scope(app_node, site):
             )
         listener.join(10)
         assert got and got[0]["kind"] == "door.opened" and got[0]["device"] == "EV-GATE"
+
+
+def test_resident_sees_their_own_passages(app_node, site):
+    from anju.auth import service as auth_service
+
+    with app_node.unit_of_work() as ctx:
+        auth_service.create_user(
+            ctx.session,
+            username="ev-resident",
+            display_name="通行人",
+            password="resident-pass-1",
+            role_code="resident",
+            org_unit_id=site["community_id"],
+            person_id=site["person_id"],
+        )
+    with TestClient(create_app(app_node)) as web:
+        card = event("me-1", subject={"type": "card", "value": "00AB12"}, direction="in")
+        assert post(web, site["gate_secret"], [card]).status_code == 200
+        sign_in(web, "ev-resident", "resident-pass-1")
+        page = web.get("/me")
+        assert page.status_code == 200
+        assert "东门人行" in page.text  # the gate they passed, from their card event

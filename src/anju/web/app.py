@@ -21,6 +21,7 @@ from anju.auth import views as auth_views
 from anju.bootstrap import Node
 from anju.core.errors import NotFound, PermissionDenied, ValidationFailed, field_errors
 from anju.events import api as events_api
+from anju.events import views as event_views
 from anju.org import views as org_views
 from anju.web import account, api, console, transfer_views
 from anju.web.deps import (
@@ -88,6 +89,7 @@ def create_app(node: Node, clock: Clock | None = None) -> FastAPI:
     app.include_router(org_views.router)
     app.include_router(account.router)
     app.include_router(audit_views.router)
+    app.include_router(event_views.router)
     app.include_router(console.router)
 
     @app.middleware("http")

@@ -16,6 +16,9 @@ from anju.audit import service as audit
 from anju.auth import service as auth_service
 from anju.auth import throttle
 from anju.core.errors import FieldError, NotFound, PermissionDenied, ValidationFailed, field_errors
+from anju.devices.models import Device
+from anju.events import service as events
+from anju.events import views as event_views
 from anju.registry import schemas
 from anju.registry import service as registry
 from anju.registry.models import House, Person, PersonTag, Residency
@@ -47,6 +50,10 @@ START_PAGES = (
     ("/vehicles", "vehicle.view"),
     ("/devices", "device.view"),
 )
+
+
+# Events listed on the dashboard's live card when it opens (the browser keeps up to 30).
+LIVE_FEED_SIZE = 10
 
 
 def _secure(request: Request) -> bool:
@@ -155,8 +162,19 @@ def dashboard(request: Request, ctx: ConsoleCtx, community_id: int | None = None
     if community_id is not None and str(community_id) not in {c for c, _ in communities}:
         community_id = None
     stats = registry.stats(ctx, community_id=community_id)
+    latest: list[dict[str, Any]] = []
+    if ctx.actor.can("event.view"):
+        latest, _total = events.search(
+            ctx, events.EventFilter(community_id=community_id), 1, LIVE_FEED_SIZE
+        )
     return render(
-        request, "dashboard.html", stats=stats, communities=communities, community_id=community_id
+        request,
+        "dashboard.html",
+        stats=stats,
+        communities=communities,
+        community_id=community_id,
+        latest=latest,
+        kind_labels=event_views.KIND_LABELS,
     )
 
 
@@ -420,6 +438,8 @@ def _looked_names(ctx: Any, entries: Any) -> dict[int, str]:
 
 def _detail_extra(ctx: Any, resource: Resource, obj: Any) -> dict[str, Any]:
     """Related records shown on a detail page: a house's residents, a person's homes."""
+    if isinstance(obj, Device):
+        return event_views.device_extra(ctx, obj)
     if isinstance(obj, House):
         rows = ctx.session.scalars(
             select(Residency)
@@ -543,6 +563,11 @@ def my_household(request: Request, ctx: ConsoleCtx) -> Response:
         for home in homes
     }
     looked = audit.who_looked(ctx.session, "persons", person.id)
+    from anju.events import service as events
+    from anju.events.views import KIND_LABELS
+
+    # Their own comings and goings (access events tied to them), newest first.
+    passages, _ = events.search(ctx, events.EventFilter(person_id=person.id), 1, 30)
     return render(
         request,
         "registry/me.html",
@@ -551,6 +576,8 @@ def my_household(request: Request, ctx: ConsoleCtx) -> Response:
         household=household,
         looked=looked,
         looked_names=_looked_names(ctx, looked),
+        passages=passages,
+        kind_labels=KIND_LABELS,
     )
 
 

@@ -101,7 +101,9 @@ def _tuple_messages(node: ast.expr) -> set[str]:
 
 
 def spec_messages() -> set[str]:
-    found = set(PLAIN_MESSAGES.values()) | set(PERMISSIONS.values())
+    from anju.events.views import EXPORT_MESSAGES
+
+    found = set(PLAIN_MESSAGES.values()) | set(PERMISSIONS.values()) | set(EXPORT_MESSAGES)
     for names in LABELS.values():
         found.update(names.values())
     for r in RESOURCES:

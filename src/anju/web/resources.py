@@ -48,7 +48,8 @@ class Column:
 
     attr: str  # dotted path on the record, e.g. "community.name"
     label: str  # message id
-    kind: str = "text"  # text | enum | date | datetime | bool | verified | masked | tags
+    # text | enum | date | datetime | bool | verified | masked | tags | health (device state)
+    kind: str = "text"
 
 
 @dataclass(frozen=True)
@@ -480,6 +481,7 @@ RESOURCES: list[Resource] = [
             Column("building.name", "Building"),
             Column("door", "Door / gate"),
             Column("status", "Status", "enum"),
+            Column("last_seen_at", "State", "health"),
         ],
         form=[
             COMMUNITY,
@@ -506,6 +508,7 @@ RESOURCES: list[Resource] = [
             Input("kind", "Kind", "select", choices=DeviceKind),
             Input("status", "Status", "select", choices=DeviceStatus),
         ],
+        template="registry/device.html",
         order_by=lambda: [Device.community_id, Device.code],
         options=lambda: [selectinload(Device.building)],
         view_perm="device.view",

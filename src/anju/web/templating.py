@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 
+from anju.devices import health
 from anju.web import i18n
 from anju.web.deps import LANG_COOKIE
 from anju.web.labels import label_of
@@ -36,6 +37,11 @@ def build_templates(timezone: str) -> Jinja2Templates:
     env = templates.env
     env.filters["local"] = lambda value, fmt="%Y-%m-%d %H:%M": _local(value, timezone, fmt)
     env.filters["label"] = _label
+    # Event dicts carry ISO times: shown in the node's time zone, to the second.
+    env.filters["localiso"] = lambda iso: _local(
+        dt.datetime.fromisoformat(iso) if iso else None, timezone, "%Y-%m-%d %H:%M:%S"
+    )
+    env.filters["device_state"] = lambda device: health.state(device)
     env.globals["languages"] = i18n.LANGUAGES
     # A nav item (href, text, "perm|perm") is shown when the actor holds any of its permissions.
     env.tests["allowed_for"] = lambda item, actor: any(actor.can(p) for p in item[2].split("|"))

@@ -15,4 +15,55 @@ document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll("select.autosubmit").forEach(function (sel) {
     sel.addEventListener("change", function () { sel.form.submit(); });
   });
+  // The dashboard's live card: new events arrive over Server-Sent Events (text only).
+  var feed = document.querySelector("[data-live-feed]");
+  if (feed && window.EventSource) { liveFeed(feed); }
 });
+
+// Prepend each streamed event to the list, newest first, keeping at most 30 rows.
+// Everything is set with textContent: nothing from the stream is parsed as HTML.
+function liveFeed(feed) {
+  var kinds = {};
+  try { kinds = JSON.parse(feed.getAttribute("data-kinds") || "{}"); } catch (e) { kinds = {}; }
+  var status = document.getElementById("live-status");
+  function say(attr) { if (status) { status.textContent = feed.getAttribute(attr) || ""; } }
+  // Times in the node's time zone, like the server-rendered rows ("2026-11-21 15:19:07").
+  var format;
+  try {
+    format = new Intl.DateTimeFormat("sv-SE", {
+      timeZone: feed.getAttribute("data-tz") || undefined, hour12: false,
+      year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit"
+    });
+  } catch (e) { format = new Intl.DateTimeFormat("sv-SE"); }
+  function when(iso) {
+    var d = new Date(iso);
+    return isNaN(d.getTime()) ? String(iso || "") : format.format(d);
+  }
+  function part(tag, cls, text) {
+    var el = document.createElement(tag);
+    if (cls) { el.className = cls; }
+    el.textContent = text;
+    return el;
+  }
+  var source = new EventSource("/api/v1/events/live");
+  source.addEventListener("open", function () { say("data-connected"); });
+  source.addEventListener("error", function () { say("data-disconnected"); });
+  source.addEventListener("event", function (msg) {
+    var item;
+    try { item = JSON.parse(msg.data); } catch (e) { return; }
+    var placeholder = feed.querySelector("[data-placeholder]");
+    if (placeholder) { placeholder.remove(); }
+    var li = document.createElement("li");
+    li.className = "fresh";
+    li.appendChild(part("time", "", when(item.at)));
+    li.appendChild(document.createTextNode(" "));
+    li.appendChild(part("strong", "", kinds[item.kind] || String(item.kind || "")));
+    li.appendChild(document.createTextNode(" "));
+    li.appendChild(part("span", "device", String(item.device || "")));
+    li.appendChild(document.createTextNode(" "));
+    li.appendChild(part("span", "subject mono", item.subject ? String(item.subject.value || "") : ""));
+    feed.insertBefore(li, feed.firstChild);
+    while (feed.children.length > 30) { feed.removeChild(feed.lastChild); }
+  });
+}
