@@ -47,29 +47,37 @@ class Sender:
     actor: Actor
 
 
+def device_sender(session: Any, credential: str, clock: Any) -> Sender:
+    """The sender behind a device credential: it may speak only for its own device."""
+    device = auth_tokens.device_for_credential(session, credential, clock())
+    if device is None:
+        raise HTTPException(
+            401,
+            "device credential not recognised, revoked, or the device is disabled",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return sender_for(device)
+
+
+def sender_for(device: Device) -> Sender:
+    """Deliver as the device itself would, with its own credential."""
+    ref = DeviceRef(device.id, device.code, device.community_id, device.kind.value, device.house_id)
+    actor = Actor(
+        user_id=None,
+        username=f"device:{device.code}",
+        org_path="/",
+        permissions=frozenset({"event.ingest"}),
+    )
+    return Sender(ref, actor)
+
+
 def ingest_sender(
     request: Request, session: SessionDep, node: NodeDep, clock: ClockDep, bearer: BearerDep
 ) -> Sender:
     """A device credential (``anjud_…``) speaks for its device only; an account with
     ``event.ingest`` (gateways, the simulator) for the devices in its scope."""
     if bearer is not None and bearer.credentials.startswith(auth_tokens.DEVICE_PREFIX):
-        device = auth_tokens.device_for_credential(session, bearer.credentials.strip(), clock())
-        if device is None:
-            raise HTTPException(
-                401,
-                "device credential not recognised, revoked, or the device is disabled",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        ref = DeviceRef(
-            device.id, device.code, device.community_id, device.kind.value, device.house_id
-        )
-        actor = Actor(
-            user_id=None,
-            username=f"device:{device.code}",
-            org_path="/",
-            permissions=frozenset({"event.ingest"}),
-        )
-        return Sender(ref, actor)
+        return device_sender(session, bearer.credentials.strip(), clock)
     signed = api_user(request, session, node, clock, bearer)
     if not signed.actor.can("event.ingest"):
         raise PermissionDenied("event.ingest")
@@ -284,22 +292,6 @@ async def live(request: Request, ctx: ApiCtx, node: NodeDep) -> StreamingRespons
 # --- vendor and carrier pushes ------------------------------------------------------------
 
 
-def _device_sender(session: Any, credential: str, clock: Any) -> Sender:
-    device = auth_tokens.device_for_credential(session, credential, clock())
-    if device is None:
-        raise HTTPException(
-            401, "device credential not recognised, revoked, or the device is disabled"
-        )
-    ref = DeviceRef(device.id, device.code, device.community_id, device.kind.value, device.house_id)
-    actor = Actor(
-        user_id=None,
-        username=f"device:{device.code}",
-        org_path="/",
-        permissions=frozenset({"event.ingest"}),
-    )
-    return Sender(ref, actor)
-
-
 @router.post("/ingest/hikvision/{credential}", name="api_ingest_hikvision", include_in_schema=False)
 async def hikvision_push(
     request: Request, credential: str, node: NodeDep, session: SessionDep, clock: ClockDep
@@ -311,7 +303,7 @@ async def hikvision_push(
     would otherwise retry; redeliveries are duplicates anyway)."""
     from anju.events.adapters.hikvision import parse_isapi
 
-    sender = _device_sender(session, credential, clock)
+    sender = device_sender(session, credential, clock)
     session.commit()
     body = await request.body()
     if len(body) > MAX_BODY:

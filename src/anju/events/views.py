@@ -16,13 +16,11 @@ from fastapi.responses import HTMLResponse, Response
 
 from anju.audit import service as audit
 from anju.core.errors import PermissionDenied, ValidationFailed
-from anju.core.scope import Actor
 from anju.devices import health
 from anju.devices.models import Device
 from anju.events import service
-from anju.events.api import Sender, deliver
+from anju.events.api import deliver, sender_for
 from anju.events.model import Direction, Event, Kind, SubjectType
-from anju.events.pipeline import DeviceRef
 from anju.registry import service as registry
 from anju.web import forms, i18n
 from anju.web.deps import LANG_COOKIE, ClockDep, ConsoleCtx, CsrfDep, NodeDep
@@ -239,18 +237,6 @@ def trajectory_page(request: Request, ctx: ConsoleCtx) -> Response:
     )
 
 
-def device_sender(device: Device) -> Sender:
-    """Deliver as the device itself would, with its own credential."""
-    ref = DeviceRef(device.id, device.code, device.community_id, device.kind.value, device.house_id)
-    actor = Actor(
-        user_id=None,
-        username=f"device:{device.code}",
-        org_path="/",
-        permissions=frozenset({"event.ingest"}),
-    )
-    return Sender(ref, actor)
-
-
 @router.post("/devices/{record_id}/test-event", dependencies=[CsrfDep], name="devices_test_event")
 def device_test_event(
     request: Request, ctx: ConsoleCtx, node: NodeDep, clock: ClockDep, record_id: int
@@ -260,7 +246,7 @@ def device_test_event(
     if not ctx.actor.can(resource.edit_perm):
         raise PermissionDenied(resource.edit_perm)
     device = registry.devices.get(ctx, record_id)
-    sender = device_sender(device)
+    sender = sender_for(device)
     outcome = Event(device=device.code, kind=Kind.DEVICE_HEARTBEAT, at=clock(), data={"test": True})
     audit.record(
         ctx.session,
