@@ -1,0 +1,379 @@
+"""Event ingest benchmark: HTTP batches through the whole pipeline against a raw bulk insert.
+
+    .venv/bin/python bench/ingest.py [--events 60000] [--batch 500] [--clients 2]
+                                     [--residents 300] [--pg postgresql://…]
+
+Per database (SQLite in a temporary data folder, then PostgreSQL in a throwaway database):
+
+1. builds a node, ``initialise``, a simulated community, card credentials for some of its
+   people, and device credentials for two gates and two barriers;
+2. runs the real app under uvicorn in a thread and POSTs ``--events`` realistic
+   ``access.card`` / ``vehicle.passed`` events in batches of ``--batch`` from ``--clients``
+   threads (httpx, keep-alive), each batch sent with its device's own credential; the time is
+   from the first request to the last answer, and every event must come back ``accepted``;
+3. inserts the same rows (other event keys) straight into ``events``: SQLAlchemy Core
+   ``executemany`` in batches (SQLite) or ``COPY … FROM STDIN`` (PostgreSQL);
+4. times the stages of a delivery in-process on a few batches (JSON decode, ``parse_batch``,
+   ``deliver``, answer serialisation) to show where the time goes.
+
+Prints one line per measure, the HTTP/raw ratio against the targets (SQLite ≥ 0.5× raw and
+≥ 30,000 events/s; PostgreSQL ≥ 0.5× COPY), and the process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import json
+import random
+import resource
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from sqlalchemy import func, insert, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.live_server import live_server
+
+from anju.auth import tokens
+from anju.bootstrap import Node, bootstrap, initialise
+from anju.config import Settings
+from anju.devices.models import Device, DeviceKind
+from anju.events import wire
+from anju.events.api import answer, deliver, sender_for
+from anju.events.models import AccessCredential, StoredEvent
+from anju.registry.models import Person, Residency, Vehicle
+from anju.sim.community import CommunityConfig, build_community
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+COLUMNS = (
+    "community_id", "device_id", "event_key", "kind", "at", "received_at", "subject_type",
+    "subject_value", "direction", "value", "data", "image", "history", "person_id",
+    "vehicle_id", "house_id",
+)  # fmt: skip
+
+
+@dataclass
+class Site:
+    community_id: int
+    # (code, id, house_id, secret, "card" | "plate") per sending device
+    senders: list[tuple[str, int, int | None, str, str]]
+    cards: dict[str, int]  # card value -> person id
+    plates: dict[str, tuple[int, int | None]]  # plate -> (vehicle id, owner id)
+    homes: dict[int, int]  # person id -> house id
+
+
+def prepare(node: Node, residents: int) -> Site:
+    initialise(node, admin_password="bench-password-123")
+    start = time.perf_counter()
+    with node.unit_of_work() as ctx:
+        report = build_community(
+            ctx, CommunityConfig(seed=1, residents=residents, today=dt.date.today())
+        )
+    now = dt.datetime.now(dt.UTC)
+    with node.unit_of_work() as ctx:
+        s = ctx.session
+        people = list(s.scalars(select(Person.id).order_by(Person.id).limit(200)))
+        cards = {f"{0xA0000 + i:08X}": pid for i, pid in enumerate(people)}
+        s.add_all(
+            AccessCredential(
+                community_id=report.community_id, person_id=pid, kind="card", value=card
+            )
+            for card, pid in cards.items()
+        )
+        plates = {
+            r[0]: (r[1], r[2])
+            for r in s.execute(select(Vehicle.plate, Vehicle.id, Vehicle.owner_id))
+        }
+        homes: dict[int, int] = {}
+        for pid, hid in s.execute(
+            select(Residency.person_id, Residency.house_id)
+            .where(Residency.end_date.is_(None))
+            .order_by(Residency.start_date)
+        ):
+            homes.setdefault(pid, hid)
+        senders = []
+        for kind, subject in ((DeviceKind.FACE_GATE, "card"), (DeviceKind.BARRIER, "plate")):
+            devices = s.scalars(
+                select(Device).where(Device.kind == kind).order_by(Device.id).limit(2)
+            )
+            for d in devices:
+                secret = tokens.issue_device_credential(s, d, now)
+                senders.append((d.code, d.id, d.house_id, secret, subject))
+    if len({x[4] for x in senders}) < 2 or not plates:
+        raise SystemExit(f"community lacks gates/barriers/vehicles: {report.summary()}")
+    print(
+        f"  setup: community of {residents} residents in {time.perf_counter() - start:.1f} s "
+        f"({len(cards)} cards, {len(plates)} plates, senders {[x[0] for x in senders]})"
+    )
+    return Site(report.community_id, senders, cards, plates, homes)
+
+
+def make_events(
+    site: Site, n: int, batch: int, prefix: str, seed: int
+) -> list[tuple[int, list[dict[str, Any]]]]:
+    """Batches of wire events as (sender index, events): each batch from one device."""
+    rng = random.Random(seed)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    cards, plates = list(site.cards), list(site.plates)
+    out = []
+    for b in range((n + batch - 1) // batch):
+        who = b % len(site.senders)
+        code, _, _, _, subject = site.senders[who]
+        items = []
+        for k in range(min(batch, n - b * batch)):
+            at = (now - dt.timedelta(seconds=rng.randrange(86_400))).astimezone(
+                dt.timezone(dt.timedelta(hours=8))
+            )
+            ev: dict[str, Any] = {
+                "id": f"{prefix}{b}-{k}",
+                "device": code,
+                "at": at.isoformat(),
+                "direction": rng.choice(("in", "out")),
+            }
+            if subject == "card":
+                ev.update(
+                    kind="access.card",
+                    subject={"type": "card", "value": rng.choice(cards)},
+                    data={"door": 1, "reader": rng.choice((1, 2))},
+                )
+            else:
+                # a few unread or unknown plates, as in real life
+                plate = (
+                    rng.choice(plates)
+                    if rng.random() < 0.9
+                    else "粤B" + f"{rng.randrange(99999):05d}"
+                )
+                ev.update(
+                    kind="vehicle.passed",
+                    subject={"type": "plate", "value": plate},
+                    data={
+                        "plate_colour": "blue",
+                        "vehicle_type": "car",
+                        "confidence": round(rng.uniform(0.8, 1.0), 2),
+                    },
+                )
+            items.append(ev)
+        out.append((who, items))
+    return out
+
+
+def http_ingest(
+    node: Node, site: Site, batches: list[tuple[int, list[dict[str, Any]]]], clients: int
+) -> tuple[float, int]:
+    bodies = [(who, json.dumps(items).encode()) for who, items in batches]
+    accepted = [0] * clients
+    errors: list[str] = []
+    with live_server(node) as base:
+        warm = httpx.get(f"{base}/api/docs", timeout=30)  # the app is up and answering
+        assert warm.status_code < 500
+
+        def work(i: int) -> None:
+            with httpx.Client(base_url=base, timeout=120) as client:
+                for who, body in bodies[i::clients]:
+                    r = client.post(
+                        "/api/v1/events",
+                        content=body,
+                        headers={
+                            "Authorization": f"Bearer {site.senders[who][3]}",
+                            "Content-Type": "application/json",
+                        },
+                    )
+                    if r.status_code != 200:
+                        errors.append(f"{r.status_code} {r.text[:200]}")
+                        return
+                    accepted[i] += r.json()["accepted"]
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+    if errors:
+        raise SystemExit(f"HTTP ingest failed: {errors[0]}")
+    return elapsed, sum(accepted)
+
+
+def raw_rows(site: Site, batches: list[tuple[int, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """The same events as ``events`` rows, enriched as the pipeline would."""
+    received = dt.datetime.now(dt.UTC)
+    rows = []
+    for who, items in batches:
+        _, device_id, device_house, _, _ = site.senders[who]
+        for ev in items:
+            value = ev["subject"]["value"]
+            vehicle_id = None
+            if ev["kind"] == "access.card":
+                person_id = site.cards.get(value)
+            else:
+                vehicle_id, person_id = site.plates.get(value, (None, None))
+            house_id = device_house or (site.homes.get(person_id) if person_id else None)
+            rows.append(
+                {
+                    "community_id": site.community_id,
+                    "device_id": device_id,
+                    "event_key": ev["id"],
+                    "kind": ev["kind"],
+                    "at": dt.datetime.fromisoformat(ev["at"]).astimezone(dt.UTC),
+                    "received_at": received,
+                    "subject_type": ev["subject"]["type"],
+                    "subject_value": value,
+                    "direction": ev["direction"],
+                    "value": None,
+                    "data": ev["data"],
+                    "image": None,
+                    "history": False,
+                    "person_id": person_id,
+                    "vehicle_id": vehicle_id,
+                    "house_id": house_id,
+                }
+            )
+    return rows
+
+
+def raw_insert(node: Node, rows: list[dict[str, Any]], batch: int) -> float:
+    table: Any = StoredEvent.__table__
+    if node.engine.dialect.name != "postgresql":
+        start = time.perf_counter()
+        with node.engine.begin() as conn:
+            for i in range(0, len(rows), batch):
+                conn.execute(insert(table), rows[i : i + batch])
+        return time.perf_counter() - start
+    raw = node.engine.raw_connection()
+    try:
+        conn: psycopg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]
+        start = time.perf_counter()
+        sql = f"COPY events ({', '.join(COLUMNS)}) FROM STDIN"
+        with conn.cursor() as cur, cur.copy(sql) as copy:
+            for r in rows:
+                copy.write_row([json.dumps(r[c]) if c == "data" else r[c] for c in COLUMNS])
+        conn.commit()
+        return time.perf_counter() - start
+    finally:
+        raw.close()
+
+
+def stages(
+    node: Node, site: Site, batches: list[tuple[int, list[dict[str, Any]]]]
+) -> dict[str, float]:
+    """Seconds per stage, summed over ``batches``, run in-process (no HTTP)."""
+    with node.unit_of_work() as ctx:
+        devices = {d.id: d for d in ctx.session.scalars(select(Device))}
+        senders = [sender_for(devices[s[1]]) for s in site.senders]
+    total = {"json.loads": 0.0, "parse_batch": 0.0, "deliver": 0.0, "answer+dump": 0.0}
+    for who, items in batches:
+        body = json.dumps(items).encode()
+        t0 = time.perf_counter()
+        payload = json.loads(body)
+        t1 = time.perf_counter()
+        outcomes = wire.parse_batch(payload, dt.datetime.now(dt.UTC))
+        t2 = time.perf_counter()
+        processed = deliver(node, outcomes, senders[who])
+        t3 = time.perf_counter()
+        answer(processed).model_dump_json()
+        t4 = time.perf_counter()
+        assert len(processed.stored) == len(items), "stage run: not all stored"
+        for k, v in zip(total, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            total[k] += v
+    return total
+
+
+def run(node: Node, label: str, args: argparse.Namespace) -> None:
+    print(f"{label}:")
+    site = prepare(node, args.residents)
+    batches = make_events(site, args.events, args.batch, "h", seed=1)
+    elapsed, accepted = http_ingest(node, site, batches, args.clients)
+    http_rate = args.events / elapsed
+    print(
+        f"{label}: HTTP ingest {args.events} events in batches of {args.batch} from "
+        f"{args.clients} clients: {elapsed:.2f} s = {http_rate:,.0f} events/s "
+        f"(accepted {accepted}/{args.events})"
+    )
+    if accepted != args.events:
+        print(f"{label}: NOT ALL ACCEPTED")
+    rows = raw_rows(site, make_events(site, args.events, args.batch, "r", seed=1))
+    raw_s = raw_insert(node, rows, args.batch)
+    raw_rate = len(rows) / raw_s
+    how = "COPY" if node.engine.dialect.name == "postgresql" else f"executemany x{args.batch}"
+    print(f"{label}: raw insert ({how}) {len(rows)} rows: {raw_s:.2f} s = {raw_rate:,.0f} rows/s")
+    sample = make_events(site, args.stage_batches * args.batch, args.batch, "s", seed=2)
+    st = stages(node, site, sample)
+    n = args.stage_batches * args.batch
+    print(
+        f"{label}: in-process stages over {n} events, µs/event: "
+        + ", ".join(f"{k} {v / n * 1e6:.1f}" for k, v in st.items())
+        + f"; HTTP end to end {elapsed / args.events * 1e6 * args.clients:.1f} µs/event per client"
+    )
+    with node.unit_of_work() as ctx:
+        stored = ctx.session.scalar(select(func.count()).select_from(StoredEvent))
+    expected = 2 * args.events + n
+    print(f"{label}: rows in events {stored} (expected {expected})")
+    ratio = http_rate / raw_rate
+    if node.engine.dialect.name == "postgresql":
+        verdict = "met" if ratio >= 0.5 else "NOT met"
+        print(f"{label}: HTTP/COPY = {ratio:.2f} (target ≥ 0.5: {verdict})")
+    else:
+        v1 = "met" if ratio >= 0.5 else "NOT met"
+        v2 = "met" if http_rate >= 30_000 else "NOT met"
+        print(
+            f"{label}: HTTP/raw = {ratio:.2f} (target ≥ 0.5: {v1}); "
+            f"{http_rate:,.0f} events/s (target ≥ 30,000: {v2})"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--residents", type=int, default=300)
+    parser.add_argument("--stage-batches", type=int, default=10)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    args = parser.parse_args()
+    if args.only != "postgresql":
+        with tempfile.TemporaryDirectory() as tmp:
+            node = bootstrap(Settings(data_dir=Path(tmp), secret_key=KEY))
+            try:
+                run(node, "SQLite", args)
+            finally:
+                node.dispose()
+    if args.only != "sqlite":
+        name = f"anju_bench_{uuid.uuid4().hex[:8]}"
+        try:
+            with psycopg.connect(args.pg, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.Error as exc:
+            print(f"PostgreSQL skipped: {exc}")
+        else:
+            base = args.pg.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+            with tempfile.TemporaryDirectory() as tmp:
+                node = bootstrap(
+                    Settings(data_dir=Path(tmp), secret_key=KEY, database_url=f"{base}/{name}")
+                )
+                try:
+                    run(node, "PostgreSQL", args)
+                finally:
+                    node.dispose()
+                    with psycopg.connect(args.pg, autocommit=True) as conn:
+                        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process (server, clients and raw insert): {peak:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
