@@ -7,11 +7,12 @@ batched, and device health is bookkeeping, not a registry change for the audit l
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import case, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from anju.devices.models import Device, DeviceStatus
@@ -152,15 +153,47 @@ class SqlStore:
 
     def insert(self, rows: Sequence[Row]) -> list[int | None]:
         values = [_values(row) for row in rows]
-        dialect = self.session.get_bind().dialect.name
-        table: Any = StoredEvent.__table__
-        stmt: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-        stmt = stmt.on_conflict_do_nothing(index_elements=["device_id", "event_key"]).returning(
-            table.c.id, table.c.device_id, table.c.event_key
-        )
         conn = self.session.connection()
-        stored = {(r.device_id, r.event_key): r.id for r in conn.execute(stmt, values)}
+        if conn.dialect.name == "postgresql":
+            found = self._copy_insert(conn, values)
+        else:
+            table: Any = StoredEvent.__table__
+            stmt: Any = sqlite.insert(table).on_conflict_do_nothing(
+                index_elements=["device_id", "event_key"]
+            )
+            stmt = stmt.returning(table.c.id, table.c.device_id, table.c.event_key)
+            found = [(r.id, r.device_id, r.event_key) for r in conn.execute(stmt, values)]
+        stored = {(device_id, key): ident for ident, device_id, key in found}
         return [stored.get((row.device.id, row.event.id)) for row in rows]
+
+    @staticmethod
+    def _copy_insert(conn: Any, values: list[dict[str, Any]]) -> list[tuple[int, int, str]]:
+        """PostgreSQL: COPY the batch into a session-local staging table, then one
+        ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING``. One multi-row INSERT with
+        thousands of placeholders is re-parsed client-side on every batch; COPY is not."""
+        raw = conn.connection.driver_connection
+        columns = ", ".join(_COPY_COLUMNS)
+        with raw.cursor() as cur:
+            # Only the copied columns, no constraints or defaults (no ids drawn for staging).
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS events_staging ON COMMIT DELETE ROWS AS "
+                f"SELECT {columns} FROM events WITH NO DATA"
+            )
+            cur.execute("TRUNCATE events_staging")
+            with cur.copy(f"COPY events_staging ({columns}) FROM STDIN") as copy:
+                for v in values:
+                    copy.write_row(
+                        [
+                            json.dumps(v[c], ensure_ascii=False) if c == "data" else v[c]
+                            for c in _COPY_COLUMNS
+                        ]
+                    )
+            cur.execute(
+                f"INSERT INTO events ({columns}) SELECT {columns} FROM events_staging "
+                "ON CONFLICT (device_id, event_key) DO NOTHING "
+                "RETURNING id, device_id, event_key"
+            )
+            return [(int(r[0]), int(r[1]), str(r[2])) for r in cur.fetchall()]
 
     def note_devices(
         self,
@@ -189,6 +222,26 @@ class SqlStore:
                     last_rejected_at=now,
                 )
             )
+
+
+_COPY_COLUMNS = (
+    "community_id",
+    "device_id",
+    "event_key",
+    "kind",
+    "at",
+    "received_at",
+    "subject_type",
+    "subject_value",
+    "direction",
+    "value",
+    "data",
+    "image",
+    "history",
+    "person_id",
+    "vehicle_id",
+    "house_id",
+)
 
 
 def _values(row: Row) -> dict[str, Any]:
