@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from anju.auth import service as auth_service
 from anju.auth.defaults import DEFAULT_ROLES
-from anju.auth.models import LoginSession
 from anju.bootstrap import Node
 from anju.core.context import Ctx
 from anju.core.db import utcnow
@@ -230,11 +229,3 @@ def build(node: Node, prefix: str = "W") -> World:
             outsider.username, "officer", token, login.csrf_token, outsider.id
         )
     return world
-
-
-def revoke_all(node: Node, world: World) -> None:
-    with node.unit_of_work() as ctx:
-        for login in ctx.session.query(LoginSession).filter(
-            LoginSession.user_id.in_([a.user_id for a in world.accounts.values()])
-        ):
-            login.revoked_at = utcnow()

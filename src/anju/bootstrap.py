@@ -67,7 +67,7 @@ class Node:
         """A context for ``session``; the actor is also put on the session for the audit log."""
         who = actor or Actor.system()
         session.info["actor"] = who
-        return Ctx(session=session, cipher=self.cipher, actor=who)
+        return Ctx(session=session, cipher=self.cipher, actor=who, timezone=self.settings.timezone)
 
     def dispose(self) -> None:
         self.engine.dispose()

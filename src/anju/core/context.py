@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -21,9 +22,11 @@ class Ctx:
     cipher: FieldCipher
     actor: Actor
     clock: Callable[[], dt.datetime] = field(default=utcnow)
+    timezone: str = "Asia/Shanghai"  # the deployment's, set by the node from its settings
 
     def now(self) -> dt.datetime:
         return self.clock()
 
     def today(self) -> dt.date:
-        return self.clock().date()
+        """Today's date where the community is (not in UTC: leases end on local dates)."""
+        return self.clock().astimezone(ZoneInfo(self.timezone)).date()

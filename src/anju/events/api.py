@@ -106,7 +106,12 @@ def deliver(node: Any, outcomes: list[Outcome], sender: Sender) -> Processed:
     with node.unit_of_work(sender.actor) as ctx:
         may_use = _may_use(ctx.session, sender)
         processed: Processed = node.pipeline(ctx.session).process(outcomes, may_use=may_use)
-        published = [_live_item(ctx.session, stored_id, row) for stored_id, row in processed.stored]
+        # Built only when a console is listening: ingest should not pay for an empty feed.
+        published = (
+            [_live_item(stored_id, row) for stored_id, row in processed.stored]
+            if node.feed.subscribers
+            else []
+        )
     node.feed.publish(published)
     return processed
 
@@ -121,7 +126,7 @@ def _may_use(session: Any, sender: Sender) -> Callable[[DeviceRef], bool]:
     return lambda device: device.community_id in allowed
 
 
-def _live_item(session: Any, stored_id: int, row: Any) -> dict[str, Any]:
+def _live_item(stored_id: int, row: Any) -> dict[str, Any]:
     e = row.event
     return {
         "id": stored_id,
@@ -312,7 +317,20 @@ async def hikvision_push(
     assert sender.device is not None
     outcomes = parse_isapi(body, request.headers.get("content-type"), sender.device.code, clock())
     processed = await asyncio.to_thread(deliver, node, outcomes, sender)
+    return counts(processed)
+
+
+def counts(processed: Processed) -> dict[str, int]:
+    """The short answer a push gets: how many events were accepted, duplicate, rejected."""
     return {k: processed.count(k) for k in ("accepted", "duplicate", "rejected")}
+
+
+async def json_body(request: Request) -> Any:
+    """A push's JSON body, or a 400 that says why it could not be read."""
+    try:
+        return json.loads(await request.body())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPException(400, f"malformed JSON: {exc}"[:200]) from None
 
 
 def _carrier_sender() -> Sender:
@@ -358,15 +376,12 @@ async def ctwing_push(
         raise HTTPException(503, "CTWing pushes are not configured: set ANJU_CTWING_TOKEN")
     if not _same_secret(token, node.settings.ctwing_token):
         raise HTTPException(401, "wrong or missing ?token=")
-    try:
-        payload = json.loads(await request.body())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HTTPException(400, f"malformed JSON: {exc}"[:200]) from None
+    payload = await json_body(request)
     outcomes = await asyncio.to_thread(
         parse_ctwing, payload, clock(), devices=_carrier_devices(node)
     )
     processed = await asyncio.to_thread(deliver, node, outcomes, _carrier_sender())
-    return {k: processed.count(k) for k in ("accepted", "duplicate", "rejected")}
+    return counts(processed)
 
 
 @router.get("/ingest/onenet", name="api_ingest_onenet_verify", include_in_schema=False)
@@ -392,12 +407,9 @@ async def onenet_push(request: Request, node: NodeDep, clock: ClockDep) -> dict[
     token = node.settings.onenet_token
     if not token:
         raise HTTPException(503, "OneNET pushes are not configured: set ANJU_ONENET_TOKEN")
-    try:
-        body = json.loads(await request.body())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HTTPException(400, f"malformed JSON: {exc}"[:200]) from None
+    body = await json_body(request)
     if not isinstance(body, dict) or not check_onenet_signature(body, token):
         raise HTTPException(401, "msg_signature does not match the configured token")
     outcomes = await asyncio.to_thread(parse_onenet, body, clock(), devices=_carrier_devices(node))
     processed = await asyncio.to_thread(deliver, node, outcomes, _carrier_sender())
-    return {k: processed.count(k) for k in ("accepted", "duplicate", "rejected")}
+    return counts(processed)

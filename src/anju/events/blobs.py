@@ -23,9 +23,3 @@ class FolderBlobs:
             tmp.write_bytes(data)
             os.replace(tmp, path)
         return key
-
-    def get(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
-
-    def path(self, key: str) -> Path:
-        return self.root / key

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from anju.events.model import Event, Kind, Outcome, Rejection
+from anju.events.model import Event, Outcome, Rejection
 
 Status = Literal["accepted", "duplicate", "rejected"]
 
@@ -196,6 +196,3 @@ def _health(event: Event) -> dict[str, float]:
         if isinstance(value, int | float) and not isinstance(value, bool):
             out["signal" if name == "rsrp" else name] = float(value)
     return out
-
-
-HEARTBEAT_KINDS = frozenset({Kind.DEVICE_HEARTBEAT, Kind.DEVICE_ONLINE})

@@ -23,7 +23,7 @@ from anju.events.api import deliver, sender_for
 from anju.events.model import Direction, Event, Kind, SubjectType
 from anju.registry import service as registry
 from anju.web import forms, i18n
-from anju.web.deps import LANG_COOKIE, ClockDep, ConsoleCtx, CsrfDep, NodeDep
+from anju.web.deps import ClockDep, ConsoleCtx, CsrfDep, NodeDep
 from anju.web.labels import LABELS
 from anju.web.resources import BY_NAME, attr_path
 from anju.web.templating import render
@@ -163,7 +163,7 @@ def events_export(request: Request, ctx: ConsoleCtx) -> Response:
     settings = request.app.state.node.settings
     params = _params(request, SEARCH_PARAMS)
     items, total = service.search(ctx, event_filter(params, settings.timezone), 1, MAX_EXPORT)
-    lang = i18n.pick_language(request.cookies.get(LANG_COOKIE), None, settings.language)
+    lang = i18n.request_language(request)
     _ = i18n.translations(lang).gettext
     book = openpyxl.Workbook(write_only=True)
     sheet = book.create_sheet(_(EXPORT_SHEET))

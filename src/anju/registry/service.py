@@ -233,7 +233,7 @@ class ResidencyService(EntityService[Residency]):
             raise ValidationFailed.one("end_date", "this residency has already ended")
         if data.end_date < residency.start_date:
             raise ValidationFailed.one("end_date", "end date is before the start date")
-        if data.end_date > today_local(ctx) + dt.timedelta(days=1):
+        if data.end_date > ctx.today() + dt.timedelta(days=1):
             raise ValidationFailed.one("end_date", "leaving cannot be recorded ahead of time")
         residency.end_date = data.end_date
         residency.end_reason = data.reason
@@ -396,9 +396,3 @@ def stats(ctx: Ctx, community_id: int | None = None) -> RegistryStats:
             count(Organisation, Organisation.verified_at.is_not(None)), orgs_total
         ),
     )
-
-
-def today_local(ctx: Ctx, tz: str = "Asia/Shanghai") -> dt.date:
-    from zoneinfo import ZoneInfo
-
-    return ctx.now().astimezone(ZoneInfo(tz)).date()

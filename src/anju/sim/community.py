@@ -1098,7 +1098,7 @@ def build_community(
     exists; a community that already has buildings is refused.
     """
     config = config or CommunityConfig()
-    today = config.today or registry.today_local(ctx, config.timezone)
+    today = config.today or ctx.clock().astimezone(ZoneInfo(config.timezone)).date()
     return _Builder(ctx, config, today, progress).run()
 
 

@@ -24,7 +24,6 @@ from anju.registry import service as registry
 from anju.registry.models import House, Person, PersonTag, Residency
 from anju.web import forms, signin
 from anju.web.deps import (
-    LANG_COOKIE,
     SESSION_COOKIE,
     ClockDep,
     ConsoleCtx,
@@ -34,7 +33,7 @@ from anju.web.deps import (
     SessionDep,
     client_ip,
 )
-from anju.web.i18n import LANGUAGES
+from anju.web.i18n import LANG_COOKIE, LANGUAGES
 from anju.web.resources import RESOURCES, Resource, attr_path
 from anju.web.templating import render
 

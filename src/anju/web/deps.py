@@ -25,7 +25,6 @@ from anju.core.scope import Actor
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "anju_session"
-LANG_COOKIE = "anju_lang"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 LOGIN_CSRF_COOKIE = "anju_login_csrf"

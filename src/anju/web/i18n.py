@@ -10,6 +10,7 @@ import gettext
 import io
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -17,6 +18,7 @@ from babel.messages.pofile import read_po
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 LANGUAGES = {"zh_CN": "中文", "en": "English"}
 DEFAULT_LANGUAGE = "zh_CN"
+LANG_COOKIE = "anju_lang"
 
 
 @lru_cache(maxsize=8)
@@ -33,8 +35,9 @@ def translations(language: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(buffer)
 
 
-def pick_language(cookie: str | None, accept: str | None, default: str = DEFAULT_LANGUAGE) -> str:
-    """The console language: the user's choice (cookie), else the deployment default."""
+def request_language(request: Any) -> str:
+    """The console language of a request: the user's choice (cookie), else the deployment's."""
+    cookie = request.cookies.get(LANG_COOKIE)
     if cookie in LANGUAGES:
-        return cookie
-    return default
+        return str(cookie)
+    return str(request.app.state.node.settings.language)

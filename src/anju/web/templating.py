@@ -14,7 +14,6 @@ from jinja2 import pass_context
 
 from anju.devices import health
 from anju.web import i18n
-from anju.web.deps import LANG_COOKIE
 from anju.web.labels import label_of
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -50,8 +49,7 @@ def build_templates(timezone: str) -> Jinja2Templates:
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render a console template with the request's language, user and CSRF token."""
-    settings = request.app.state.node.settings
-    lang = i18n.pick_language(request.cookies.get(LANG_COOKIE), None, settings.language)
+    lang = i18n.request_language(request)
     trans = i18n.translations(lang)
     signed = getattr(request.state, "signed", None)
     context.update(
