@@ -142,6 +142,22 @@ def _community_records(ctx: Ctx, community: OrgUnit, tag: str) -> dict[str, int]
     }
 
 
+def _event_with_image(node: Node, ctx: Ctx, tag: str) -> int:
+    """A face capture with its picture, by the community's gate (for the image routes)."""
+    from anju.events.model import Event, Kind
+
+    capture = Event(
+        device=f"DEV-{tag}",
+        kind=Kind.ACCESS_FACE,
+        at=utcnow(),
+        image_data=b"\xff\xd8\xff\xe0 access world " + tag.encode(),
+    )
+    processed = node.pipeline(ctx.session).process([capture])
+    stored_id = processed.results[0].stored_id
+    assert stored_id is not None
+    return stored_id
+
+
 def build(node: Node, prefix: str = "W") -> World:
     """Make the world and one signed-in account per role (sessions made directly)."""
     world = World()
@@ -190,6 +206,7 @@ def build(node: Node, prefix: str = "W") -> World:
         }
         for tag, unit in (("A1", a1), ("A2", a2), ("B1", b1)):
             world.records[tag] = _community_records(ctx, unit, tag)
+            world.records[tag]["events"] = _event_with_image(node, ctx, tag)
         # Where each role's account sits: the analysts at their level, everyone else at A1.
         bound = {
             "admin": city,

@@ -127,6 +127,7 @@ def _table() -> dict[tuple[str, str], Rule]:
         # Event pages of the console.
         ("GET", "/events"): Rule("event.view"),
         ("GET", "/events/export"): Rule("event.view+registry.export"),
+        ("GET", "/events/{record_id}/image"): Rule("event.view", record="events"),
         ("GET", "/trajectory"): Rule("trajectory.view"),
         ("POST", "/devices/{record_id}/test-event"): Rule(
             "device.edit",
@@ -135,6 +136,7 @@ def _table() -> dict[tuple[str, str], Rule]:
         ),
         ("POST", "/api/v1/events"): Rule("event.ingest", body=[]),
         ("GET", "/api/v1/events"): Rule("event.view"),
+        ("GET", "/api/v1/events/{record_id}/image"): Rule("event.view", record="events"),
         ("GET", "/api/v1/trajectory"): Rule(
             "trajectory.view", skip="needs a subject; tested in test_events"
         ),

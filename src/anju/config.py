@@ -110,6 +110,38 @@ class Settings(BaseSettings):
         pattern=r"^[\w.\-]+$",
         description="Shared-subscription group: consumers in one group split the messages.",
     )
+    image_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Days an event image (face or vehicle capture) is kept; "
+        "'anju retention run' deletes older ones.",
+    )
+    image_retention_by_kind: dict[str, int] = Field(
+        default_factory=dict,
+        description='Per-kind image retention in days, as JSON: {"capture.face": 30}; '
+        "kinds not named keep image_retention_days.",
+    )
+    event_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=36500,
+        description="Days event rows are kept ('anju retention run' deletes older ones); "
+        "unset: kept for ever.",
+    )
+
+    @field_validator("image_retention_by_kind")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, int]) -> dict[str, int]:
+        from anju.events.model import Kind
+
+        known = {k.value for k in Kind}
+        for kind, days in value.items():
+            if kind not in known:
+                raise ValueError(f"unknown event kind {kind!r}")
+            if not 1 <= days <= 3650:
+                raise ValueError(f"{kind}: days must be between 1 and 3650")
+        return value
 
     @field_validator("mqtt_url")
     @classmethod

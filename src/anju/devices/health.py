@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from anju.devices.models import Device, DeviceKind
+from anju.events.model import Event, Kind
 
 _MINUTES_10 = dt.timedelta(minutes=10)
 _DAY = dt.timedelta(hours=24)
@@ -70,3 +73,79 @@ def state(device: Device, now: dt.datetime | None = None) -> DeviceState:
     if now - device.last_seen_at > 2 * expected_interval(device.kind):
         return DeviceState.OFFLINE
     return DeviceState.ONLINE
+
+
+def intervals() -> dict[dt.timedelta, list[DeviceKind]]:
+    """Every device kind grouped by its expected interval (for one query per interval)."""
+    groups: dict[dt.timedelta, list[DeviceKind]] = {}
+    for kind in DeviceKind:
+        groups.setdefault(expected_interval(kind), []).append(kind)
+    return groups
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What the health tick knows of one device."""
+
+    id: int
+    code: str
+    kind: str
+    last_seen_at: dt.datetime | None
+    offline_since: dt.datetime | None
+
+
+def offline_deadline(device: Watched) -> dt.datetime | None:
+    """When a device that has been silent since it was last seen counts as offline."""
+    if device.last_seen_at is None:
+        return None
+    return device.last_seen_at + 2 * expected_interval(device.kind)
+
+
+def due(devices: Iterable[Watched], now: dt.datetime) -> list[Event]:
+    """The ``device.offline`` / ``device.online`` events the devices' state calls for.
+
+    Offline: silent past its deadline and not yet marked offline; the event happens at the
+    deadline and its id comes from the last sighting, so every tick (in any process) that
+    sees the same silence builds the same event. Online: marked offline but heard from
+    within its interval again; its id comes from ``offline_since``, one per offline spell.
+    """
+    out: list[Event] = []
+    for device in devices:
+        deadline = offline_deadline(device)
+        if deadline is None or device.last_seen_at is None:
+            continue
+        interval = int(expected_interval(device.kind).total_seconds())
+        if device.offline_since is None and now > deadline:
+            out.append(
+                Event(
+                    device=device.code,
+                    kind=Kind.DEVICE_OFFLINE,
+                    at=deadline,
+                    id=f"offline:{_stamp(device.last_seen_at)}",
+                    data={
+                        "source": "anju",
+                        "last_seen_at": device.last_seen_at.isoformat(),
+                        "expected_interval_s": interval,
+                    },
+                )
+            )
+        elif device.offline_since is not None and now <= deadline:
+            out.append(
+                Event(
+                    device=device.code,
+                    kind=Kind.DEVICE_ONLINE,
+                    at=min(device.last_seen_at, now),
+                    id=f"online:{_stamp(device.offline_since)}",
+                    data={
+                        "source": "anju",
+                        "offline_since": device.offline_since.isoformat(),
+                        "last_seen_at": device.last_seen_at.isoformat(),
+                    },
+                )
+            )
+    return out
+
+
+def _stamp(moment: dt.datetime) -> str:
+    """A compact UTC timestamp for event ids (letters, digits and ``.:-_`` only)."""
+    return moment.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")

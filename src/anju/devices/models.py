@@ -89,6 +89,9 @@ class Device(IdMixin, TimestampMixin, Base):
     events_rejected: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     last_rejection: Mapped[str | None] = mapped_column(String(300), default=None)
     last_rejected_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # Set by the health tick when the device went silent (the moment it passed twice its
+    # interval), cleared when it is heard again: the tick raises device.offline/online once.
+    offline_since: Mapped[dt.datetime | None] = mapped_column(default=None)
 
     community: Mapped[OrgUnit] = relationship()
     building: Mapped[Building | None] = relationship()

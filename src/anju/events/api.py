@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import select, update
 
@@ -20,6 +20,7 @@ from anju.core.errors import PermissionDenied
 from anju.core.scope import Actor, communities_in_scope
 from anju.devices.models import Device
 from anju.events import service, wire
+from anju.events.blobs import FolderBlobs
 from anju.events.model import Outcome
 from anju.events.pipeline import DeviceRef, Processed
 from anju.web.deps import (
@@ -101,9 +102,21 @@ class IngestAnswer(BaseModel):
     results: list[IngestResult]
 
 
-def deliver(node: Any, outcomes: list[Outcome], sender: Sender) -> Processed:
-    """Run a delivery through the pipeline in its own transaction, then publish it live."""
+def deliver(
+    node: Any,
+    outcomes: list[Outcome],
+    sender: Sender,
+    *,
+    claim: Callable[[Any, list[Outcome]], list[Outcome]] | None = None,
+) -> Processed:
+    """Run a delivery through the pipeline in its own transaction, then publish it live.
+
+    ``claim``, when given, runs first in that transaction and returns the outcomes to go on
+    with: the device-health tick claims devices this way, so a claim commits with its event.
+    """
     with node.unit_of_work(sender.actor) as ctx:
+        if claim is not None:
+            outcomes = claim(ctx.session, outcomes)
         may_use = _may_use(ctx.session, sender)
         processed: Processed = node.pipeline(ctx.session).process(outcomes, may_use=may_use)
         # Built only when a console is listening: ingest should not pay for an empty feed.
@@ -170,9 +183,7 @@ def count_refusal(node: Any, sender: Sender, reason: str) -> None:
 
 
 @router.post("/events", response_model=IngestAnswer, name="api_events_ingest")
-async def ingest(
-    request: Request, node: NodeDep, sender: SenderDep, clock: ClockDep
-) -> IngestAnswer:
+async def ingest(request: Request, node: NodeDep, sender: SenderDep, clock: ClockDep) -> Response:
     """Deliver one event or an array (at most 500) in wire format v1 (see docs/events.md).
 
     The answer lists each event as accepted, duplicate (already stored: safe to resend) or
@@ -189,14 +200,14 @@ async def ingest(
             413, f"body larger than {MAX_BODY // (1024 * 1024)} MiB: send smaller batches"
         )
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = f"malformed JSON: {exc}"[:200]
-        await asyncio.to_thread(count_refusal, node, sender, reason)
-        raise HTTPException(400, reason) from None
+        payload = wire.decode(body)
+    except ValueError as exc:
+        await asyncio.to_thread(count_refusal, node, sender, str(exc))
+        raise HTTPException(400, str(exc)) from None
     outcomes = wire.parse_batch(payload, clock())
     processed = await asyncio.to_thread(deliver, node, outcomes, sender)
-    return answer(processed)
+    # Serialised here, once: the model above documents it, FastAPI need not re-validate it.
+    return Response(answer(processed).model_dump_json(), media_type="application/json")
 
 
 def _filter(**kw: Any) -> service.EventFilter:
@@ -234,6 +245,27 @@ def search_events(
     )
     items, total = service.search(ctx, f, page, size)
     return {"items": items, "total": total, "page": page, "size": size}
+
+
+@router.get(
+    "/events/{record_id}/image",
+    name="api_events_image",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def event_image(ctx: ApiCtx, node: NodeDep, record_id: int) -> Response:
+    """The event's JPEG (`event.view`, the event in your area; otherwise 404). Viewing a face
+    image is written to the audit log."""
+    return image_response(ctx, node, record_id)
+
+
+def image_response(ctx: Any, node: Any, event_id: int) -> Response:
+    """An event's JPEG, for the console and the API alike (see ``service.image``); private
+    to the browser that asked, never kept by a shared cache."""
+    data = service.image(ctx, FolderBlobs(node.settings.blob_dir), event_id)
+    return Response(
+        data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"}
+    )
 
 
 @router.get("/trajectory", name="api_trajectory")

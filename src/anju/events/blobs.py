@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
+
+KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}\.jpg$")
 
 
 class FolderBlobs:
@@ -23,3 +26,27 @@ class FolderBlobs:
             tmp.write_bytes(data)
             os.replace(tmp, path)
         return key
+
+    def path(self, key: str) -> Path | None:
+        """Where a key's file lives; None for anything not shaped like a key (no ``..``)."""
+        return self.root / key if KEY.match(key) else None
+
+    def get(self, key: str) -> bytes | None:
+        """A blob's bytes, or None when the key is malformed or its file is gone."""
+        path = self.path(key)
+        try:
+            return path.read_bytes() if path is not None else None
+        except FileNotFoundError:
+            return None
+
+    def delete(self, key: str) -> int:
+        """Remove a blob; the bytes freed (0 when it was not there)."""
+        path = self.path(key)
+        if path is None:
+            return 0
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size

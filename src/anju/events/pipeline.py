@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from anju.events.model import Event, Outcome, Rejection
+from anju.events.model import Event, Kind, Outcome, Rejection
 
 Status = Literal["accepted", "duplicate", "rejected"]
 
@@ -175,6 +175,8 @@ class Pipeline:
                 continue
             results[i] = Result("accepted", device.code, event.id, stored_id=stored_id)
             processed.stored.append((stored_id, row))
+            if event.kind is Kind.DEVICE_OFFLINE:
+                continue  # word that a device is gone (a carrier's, the tick's) is not hearing it
             # A device clock running ahead must not make it look seen in the future.
             when = min(event.at, now)
             last, count, health = seen.get(device.id, (when, 0, {}))

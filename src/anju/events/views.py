@@ -1,5 +1,6 @@
 """Console pages for events: search (事件查询) with Excel export, trajectories (轨迹分析),
-and the device test event. The live feed itself is the SSE route in :mod:`anju.events.api`.
+an event's image, and the device test event. The live feed itself is the SSE route in
+:mod:`anju.events.api`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from anju.core.errors import PermissionDenied, ValidationFailed
 from anju.devices import health
 from anju.devices.models import Device
 from anju.events import service
-from anju.events.api import deliver, sender_for
+from anju.events.api import deliver, image_response, sender_for
 from anju.events.model import Direction, Event, Kind, SubjectType
 from anju.registry import service as registry
 from anju.web import forms, i18n
@@ -113,7 +114,14 @@ def _labels() -> dict[str, Any]:
         "kind_labels": KIND_LABELS,
         "subject_labels": SUBJECT_LABELS,
         "direction_labels": DIRECTION_LABELS,
+        "face_kinds": service.FACE_KINDS,
     }
+
+
+@router.get("/events/{record_id}/image", name="events_image")
+def event_image(ctx: ConsoleCtx, node: NodeDep, record_id: int) -> Response:
+    """事件图片 — the event's picture if you may see the event; looking at a face is audited."""
+    return image_response(ctx, node, record_id)
 
 
 @router.get("/events", response_class=HTMLResponse, name="events_search")
