@@ -24,6 +24,7 @@ from anju.core.context import Ctx
 from anju.core.crypto import FieldCipher, load_or_create_key
 from anju.core.db import make_engine, make_session_factory, transaction, utcnow
 from anju.core.scope import Actor
+from anju.events import partitions
 from anju.events.blobs import FolderBlobs
 from anju.events.feed import LiveFeed
 from anju.events.pipeline import Pipeline
@@ -94,8 +95,11 @@ class InitResult:
 
 
 def initialise(node: Node, admin_password: str | None = None) -> InitResult:
-    """Migrate to head, seed roles and tags, make the root organisation and first admin."""
+    """Migrate to head (and make the coming months' event partitions), seed roles and tags,
+    make the root organisation and first admin."""
     migrate.upgrade(node.engine)
+    with node.engine.begin() as conn:
+        partitions.ensure_partitions(conn, utcnow())
     with node.unit_of_work() as ctx:
         auth_service.seed_defaults(ctx.session)
         root = org_service.root(ctx.session)

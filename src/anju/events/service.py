@@ -1,27 +1,33 @@
-"""Finding events: search with filters, and trajectories (轨迹) of a person, vehicle, card, MAC.
+"""Finding events: search with filters, trajectories (轨迹) of a person, vehicle, card, MAC,
+and an event's image.
 
-Both read through :func:`anju.core.scope.restrict`, so a caller sees only the communities
+All read through :func:`anju.core.scope.restrict`, so a caller sees only the communities
 under their node.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 
+from anju.audit import service as audit
 from anju.core.context import Ctx
-from anju.core.errors import ValidationFailed
+from anju.core.errors import NotFound, PermissionDenied, ValidationFailed
 from anju.core.scope import restrict
 from anju.devices.models import Device
 from anju.events import normalise
+from anju.events.blobs import FolderBlobs
 from anju.events.model import Kind, SubjectType
 from anju.events.models import StoredEvent
 from anju.org.models import OrgUnit
 
 MAX_RANGE = dt.timedelta(days=366)
+# Images of these show a face: personal data, so every look at one is audited (as a reveal).
+FACE_KINDS = frozenset({Kind.ACCESS_FACE.value, Kind.CAPTURE_FACE.value})
 
 
 @dataclass(frozen=True)
@@ -56,9 +62,35 @@ def normalised_subject(subject_type: str, value: str) -> str:
     return value.strip()
 
 
+# What a search or trajectory reads, in the order ``_from_row`` unpacks it. Columns, not the
+# ORM entity: a trajectory returns hundreds of rows, and an identity-mapped object per row
+# made 300 rows take ~10 ms instead of ~7 ms (docs/performance.md, "Trajectory").
+_COLUMNS = (
+    StoredEvent.id,
+    StoredEvent.event_key,
+    StoredEvent.kind,
+    StoredEvent.at,
+    StoredEvent.received_at,
+    StoredEvent.community_id,
+    OrgUnit.name,
+    Device.code,
+    Device.name,
+    StoredEvent.subject_type,
+    StoredEvent.subject_value,
+    StoredEvent.direction,
+    StoredEvent.value,
+    StoredEvent.data,
+    StoredEvent.image,
+    StoredEvent.history,
+    StoredEvent.person_id,
+    StoredEvent.vehicle_id,
+    StoredEvent.house_id,
+)
+
+
 def _query(ctx: Ctx, f: EventFilter) -> Any:
     stmt: Any = restrict(
-        select(StoredEvent, Device.code, Device.name, OrgUnit.name)
+        select(*_COLUMNS)
         .join(Device, Device.id == StoredEvent.device_id)
         .join(OrgUnit, OrgUnit.id == StoredEvent.community_id),
         StoredEvent,
@@ -103,36 +135,134 @@ def search(
         .limit(size)
         .offset((max(page, 1) - 1) * size)
     )
-    return [to_dict(r[0], r[1], r[2], r[3]) for r in rows], int(total)
+    return [_from_row(r) for r in rows], int(total)
 
 
 def trajectory(ctx: Ctx, f: EventFilter, limit: int = 2000) -> list[dict[str, Any]]:
     """Every sighting of one subject in a time range, oldest first, with place and device."""
+    rows = ctx.session.execute(trajectory_query(ctx, f, limit))
+    return [_from_row(r) for r in rows]
+
+
+def trajectory_query(ctx: Ctx, f: EventFilter, limit: int = 2000) -> Any:
+    """The statement behind :func:`trajectory` (bench/trajectory.py EXPLAINs it).
+
+    It reads through the subject's own index (person, vehicle or subject + time); the time
+    range prunes the monthly partitions on PostgreSQL (decision 0003).
+    """
     if f.person_id is None and f.vehicle_id is None and not (f.subject_type and f.subject_value):
         raise ValidationFailed.one("subject", "name a person, a vehicle, or a subject and value")
-    rows = ctx.session.execute(_query(ctx, f).order_by(StoredEvent.at, StoredEvent.id).limit(limit))
-    return [to_dict(r[0], r[1], r[2], r[3]) for r in rows]
+    return _query(ctx, f).order_by(StoredEvent.at, StoredEvent.id).limit(limit)
 
 
 def to_dict(e: StoredEvent, device_code: str, device_name: str, community: str) -> dict[str, Any]:
     """The shape of an event in API answers and on the live feed."""
+    return _from_row(
+        (
+            e.id,
+            e.event_key,
+            e.kind,
+            e.at,
+            e.received_at,
+            e.community_id,
+            community,
+            device_code,
+            device_name,
+            e.subject_type,
+            e.subject_value,
+            e.direction,
+            e.value,
+            e.data,
+            e.image,
+            e.history,
+            e.person_id,
+            e.vehicle_id,
+            e.house_id,
+        )
+    )
+
+
+def _from_row(r: Sequence[Any]) -> dict[str, Any]:
+    """An event's API shape from the values of ``_COLUMNS``, in that order."""
+    (
+        ident,
+        key,
+        kind,
+        at,
+        received_at,
+        community_id,
+        community,
+        device_code,
+        device_name,
+        subject_type,
+        subject_value,
+        direction,
+        value,
+        data,
+        image,
+        history,
+        person_id,
+        vehicle_id,
+        house_id,
+    ) = r
     return {
-        "id": e.id,
-        "event_id": e.event_key,
-        "kind": e.kind,
-        "at": e.at.isoformat(),
-        "received_at": e.received_at.isoformat(),
-        "community_id": e.community_id,
+        "id": ident,
+        "event_id": key,
+        "kind": kind,
+        "at": at.isoformat(),
+        "received_at": received_at.isoformat(),
+        "community_id": community_id,
         "community": community,
         "device": device_code,
         "device_name": device_name,
-        "subject": {"type": e.subject_type, "value": e.subject_value} if e.subject_type else None,
-        "direction": e.direction,
-        "value": e.value,
-        "data": e.data,
-        "image": e.image,
-        "history": e.history,
-        "person_id": e.person_id,
-        "vehicle_id": e.vehicle_id,
-        "house_id": e.house_id,
+        "subject": {"type": subject_type, "value": subject_value} if subject_type else None,
+        "direction": direction,
+        "value": value,
+        "data": data,
+        "image": image,
+        "history": history,
+        "person_id": person_id,
+        "vehicle_id": vehicle_id,
+        "house_id": house_id,
     }
+
+
+def shows_face(kind: str, subject_type: str | None) -> bool:
+    """Whether an event's image is of a face (and so personal data whose viewing is audited)."""
+    return kind in FACE_KINDS or subject_type == SubjectType.FACE.value
+
+
+def image(ctx: Ctx, blobs: FolderBlobs, event_id: int) -> bytes:
+    """An event's JPEG for a caller who may see the event; a face image's viewing is audited.
+
+    Out of scope, unknown, without an image or past retention all look the same: NotFound.
+    """
+    if not ctx.actor.can("event.view"):
+        raise PermissionDenied("event.view")
+    row = ctx.session.execute(
+        restrict(
+            select(
+                StoredEvent.id,
+                StoredEvent.kind,
+                StoredEvent.subject_type,
+                StoredEvent.image,
+                StoredEvent.community_id,
+                StoredEvent.person_id,
+            ).where(StoredEvent.id == event_id),
+            StoredEvent,
+            ctx.actor,
+        )
+    ).first()
+    data = blobs.get(row.image) if row is not None and row.image else None
+    if row is None or data is None:
+        raise NotFound(f"event {event_id} has no image")
+    if shows_face(row.kind, row.subject_type):
+        audit.record(
+            ctx.session,
+            "event.image_view",
+            entity="events",
+            entity_id=row.id,
+            community_id=row.community_id,
+            detail={"kind": row.kind, "person_id": row.person_id},
+        )
+    return data
