@@ -80,9 +80,7 @@ def run(node: Node, label: str, residents: int) -> None:
     lp = timed(list_page, 50)
     st = timed(stats, 50)
     print(f"{label}: build {residents} residents {build_s:.1f} s ({report.summary()})")
-    print(
-        f"{label}: lookup by ID number p50 {lk[0] / 20:.2f} ms, p99 {lk[1] / 20:.2f} ms each"
-    )
+    print(f"{label}: lookup by ID number p50 {lk[0] / 20:.2f} ms, p99 {lk[1] / 20:.2f} ms each")
     print(f"{label}: people list page (50 rows) p50 {lp[0]:.1f} ms, p99 {lp[1]:.1f} ms")
     print(f"{label}: dashboard statistics p50 {st[0]:.1f} ms, p99 {st[1]:.1f} ms")
 

@@ -14,6 +14,7 @@ from anju.auth.models import User
 from anju.bootstrap import Node
 from anju.org.models import OrgUnit
 from anju.registry.models import Person, Relation, Residency
+from anju.sim.runner import LifeThread
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +112,15 @@ def _demo_resident(session: Any, community: OrgUnit) -> Person | None:
         .limit(1)
     )
     return session.scalar(stmt)
+
+
+def start_life(node: Node, base_url: str, *, seed: int, speed: float = 60.0) -> LifeThread:
+    """Live the demo community in a daemon thread, over HTTP to ``base_url``.
+
+    The simulator issues its devices fresh credentials and starts a day back, so a new demo
+    shows a whole day within its first half hour (at 60x) and then keeps time with the clock.
+    """
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per batch
+    thread = LifeThread(node, base_url, community=DEMO_CODE, seed=seed, speed=speed)
+    thread.start()
+    return thread

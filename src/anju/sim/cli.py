@@ -6,8 +6,10 @@ import datetime as dt
 import json
 import logging
 import sys
+import threading
 import time
-from typing import Annotated
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
@@ -195,4 +197,138 @@ def _summary(report: SimReport, seconds: float) -> Table:
     uses = ", ".join(f"{use} {n}" for use, n in report.houses_by_use.items())
     table.add_row("房屋用途", "houses_by_use", uses)
     table.add_row("用时", "seconds", f"{seconds:.1f}")
+    return table
+
+
+@app.command()
+def run(
+    url: Annotated[
+        str | None,
+        typer.Option(help="The node's base URL (default http://ANJU_HOST:ANJU_PORT)."),
+    ] = None,
+    via: Annotated[
+        str, typer.Option(help="http (each device's own credential) or mqtt (ANJU_MQTT_URL).")
+    ] = "http",
+    speed: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Simulated seconds per real second (60: an hour a minute)."),
+    ] = None,
+    days: Annotated[
+        int | None,
+        typer.Option(min=1, max=3660, help="Simulate N days as fast as possible, then stop."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed lives the same.")] = 1,
+    community: Annotated[str, typer.Option(help="The community's code.")] = "AJHY",
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulated start, YYYY-MM-DD or ISO time (default: for --days, the N days "
+            "ending yesterday; for --speed, 24 hours ago)."
+        ),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Live the community's days through the real ways in (HTTP or MQTT), then summarise."""
+    from anju.sim.life import Life
+    from anju.sim.runner import prepare, run_days, run_paced
+    from anju.sim.senders import HttpSender, MqttSender, Sender, issue_device_credentials
+
+    if via not in ("http", "mqtt"):
+        raise typer.BadParameter("use http or mqtt", param_hint="--via")
+    node = _node()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per batch
+    settings = node.settings
+    tz = ZoneInfo(settings.timezone)
+    try:
+        begin = _start(start, tz)
+    except ValueError:
+        raise typer.BadParameter("use YYYY-MM-DD or an ISO time", param_hint="--start") from None
+    if via == "mqtt" and not settings.mqtt_url:
+        err_console.print("[red]--via mqtt needs a broker: set ANJU_MQTT_URL[/red]")
+        raise typer.Exit(2)
+    try:
+        world = prepare(node, community)
+        sender: Sender
+        if via == "http":
+            credentials = issue_device_credentials(node, world.devices)
+            base = url or f"http://{settings.host}:{settings.port}"
+            sender = HttpSender(base, credentials)
+        else:
+            sender = MqttSender(str(settings.mqtt_url), community)
+    except LookupError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        node.dispose()
+    life = Life(world, seed)
+    started = time.perf_counter()
+    try:
+        if speed is None and days is not None:
+            today = dt.datetime.now(tz).date()
+            first = begin.date() if begin else today - dt.timedelta(days=days)
+            last = first + dt.timedelta(days=days - 1)
+            run_days(life, sender, first, last, progress=None if json_output else _day_done)
+        else:
+            paced_from = begin or dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+            until = paced_from + dt.timedelta(days=days) if days else None
+            if not json_output:
+                local = paced_from.astimezone(tz)
+                console.print(
+                    f"living {community} at {speed or 60:g}x from {local:%Y-%m-%d %H:%M} "
+                    "(Ctrl-C stops)"
+                )
+            run_paced(life, sender, paced_from, speed or 60.0, threading.Event(), until=until)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sender.close()
+    seconds = time.perf_counter() - started
+    if json_output:
+        print(json.dumps({**sender.tally.as_dict(), "via": via, "seconds": round(seconds, 1)}))
+        return
+    console.print(_life_summary(sender.tally, via, seconds))
+
+
+def _start(text: str | None, tz: ZoneInfo) -> dt.datetime | None:
+    """``--start``: a date (local midnight) or an ISO time (local when it has no offset)."""
+    if not text:
+        return None
+    if len(text) == 10:
+        return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), tz)
+    when = dt.datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=tz)
+
+
+def _day_done(day: Any) -> None:
+    console.print(f"{day.date}: {len(day.events)} events")
+
+
+def _life_summary(tally: Any, via: str, seconds: float) -> Table:
+    """Events per kind: sent, accepted, duplicate, rejected (and failed when any)."""
+    table = Table(title=f"simulated events via {via} · {seconds:.1f} s")
+    table.add_column("kind")
+    for status in ("sent", "accepted", "duplicate", "rejected", "failed"):
+        table.add_column(status, justify="right")
+    unknown = "—" if via == "mqtt" else None  # MQTT answers only rejections
+    for kind, counts in tally.rows():
+        table.add_row(
+            kind,
+            str(counts["sent"]),
+            unknown or str(counts["accepted"]),
+            unknown or str(counts["duplicate"]),
+            str(counts["rejected"]),
+            str(counts["failed"]),
+        )
+    totals = {s: tally.total(s) for s in ("sent", "accepted", "duplicate", "rejected", "failed")}
+    table.add_row(
+        "total",
+        str(totals["sent"]),
+        unknown or str(totals["accepted"]),
+        unknown or str(totals["duplicate"]),
+        str(totals["rejected"]),
+        str(totals["failed"]),
+        style="bold",
+    )
+    for reason, n in tally.reasons.most_common(5):
+        err_console.print(f"rejected {n}×: {reason}")
     return table
