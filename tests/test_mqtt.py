@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,6 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from anju.events.adapters.mqtt import BrokerUrl, MqttIngest, _Inbound, prepare, send_command
 from anju.events.model import Event, Rejection
@@ -135,13 +139,19 @@ def site(app_node: Any) -> dict[str, Any]:
         }
 
 
+def consumer_for(node: Any, root: str, **kw: Any) -> MqttIngest:
+    """A consumer with its own client id and group; its broker session expires soon."""
+    kw.setdefault("client_id", f"anju-test-{uuid.uuid4().hex[:10]}")
+    kw.setdefault("shared_group", f"g{uuid.uuid4().hex[:8]}")
+    kw.setdefault("session_expiry", 60)
+    return MqttIngest(node, URL, topic_root=root, **kw)
+
+
 @pytest.fixture(scope="module")
 def ingest(app_node: Any, site: dict[str, Any]) -> Iterator[MqttIngest]:
     if not _broker_listening():
         pytest.skip(f"no MQTT broker listening on {HOST}:{PORT}")
-    consumer = MqttIngest(
-        app_node, URL, shared_group=f"g{uuid.uuid4().hex[:8]}", topic_root=site["root"]
-    )
+    consumer = consumer_for(app_node, site["root"])
     consumer.start()
     assert consumer.wait_connected(10), "consumer did not subscribe"
     yield consumer
@@ -255,7 +265,7 @@ def test_malformed_input_never_stops_the_consumer(
 def test_consumers_in_one_group_share_the_messages(app_node: Any, site: dict[str, Any]) -> None:
     root = f"anju-test-{uuid.uuid4().hex[:8]}"
     group = f"g{uuid.uuid4().hex[:8]}"
-    consumers = [MqttIngest(app_node, URL, shared_group=group, topic_root=root) for _ in range(2)]
+    consumers = [consumer_for(app_node, root, shared_group=group) for _ in range(2)]
     publisher = Listener()
     try:
         for c in consumers:
@@ -279,7 +289,13 @@ def test_consumers_in_one_group_share_the_messages(app_node: Any, site: dict[str
 @needs_broker
 def test_mqtt_311_consumer_uses_a_plain_subscription(app_node: Any, site: dict[str, Any]) -> None:
     root = f"anju-test-{uuid.uuid4().hex[:8]}"
-    consumer = MqttIngest(app_node, f"{URL}?version=3.1.1", topic_root=root)
+    consumer = MqttIngest(
+        app_node,
+        f"{URL}?version=3.1.1",
+        topic_root=root,
+        client_id=f"anju-test-{uuid.uuid4().hex[:10]}",
+        session_expiry=0,
+    )
     publisher = Listener()
     try:
         consumer.start()
@@ -338,3 +354,217 @@ def test_broker_url() -> None:
     assert BrokerUrl.parse("mqtt://h").port == 1883
     with pytest.raises(ValueError):
         BrokerUrl.parse("http://h")
+
+
+# --- nothing lost: a broker of our own, configured as docs/devices.md says -----------------
+
+
+@pytest.fixture(scope="module")
+def burst_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Mosquitto of this module's own, with ``max_queued_messages`` raised for bursts."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).exists():
+        pytest.skip("mosquitto is not installed")
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port = s.getsockname()[1]
+    conf = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} {HOST}\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 100000\n"
+    )
+    broker = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection((HOST, port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"mqtt://{HOST}:{port}"
+    finally:
+        broker.terminate()
+        broker.wait(10)
+
+
+def publish_many(url: str, where: str, bodies: list[bytes]) -> None:
+    """Publish at QoS 1 as fast as the broker takes them, then wait for every PUBACK."""
+    broker = BrokerUrl.parse(url)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        infos = [client.publish(where, body, qos=1) for body in bodies]
+        for info in infos:
+            info.wait_for_publish(30)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def stored_with_prefix(node: Any, device_id: int, prefix: str) -> int:
+    with node.unit_of_work() as ctx:
+        return int(
+            ctx.session.scalar(
+                select(func.count())
+                .select_from(StoredEvent)
+                .where(StoredEvent.device_id == device_id, StoredEvent.event_key.like(f"{prefix}%"))
+            )
+            or 0
+        )
+
+
+@needs_broker
+def test_messages_published_while_the_consumer_is_away_are_stored(
+    app_node: Any, site: dict[str, Any], burst_broker: str
+) -> None:
+    root = f"anju-test-{uuid.uuid4().hex[:8]}"
+    same = {"client_id": f"anju-test-{uuid.uuid4().hex[:10]}", "shared_group": "g-away"}
+    first = MqttIngest(app_node, burst_broker, topic_root=root, session_expiry=60, **same)
+    first.start()
+    assert first.wait_connected(10)
+    first.stop()
+    count = 1500  # more than Mosquitto's default queue of 1000 for an absent client
+    prefix = f"away-{uuid.uuid4().hex[:6]}-"
+    bodies = [json.dumps(event(f"{prefix}{i}")).encode() for i in range(count)]
+    publish_many(burst_broker, f"{root}/v1/{site['community']}/{site['s1']}/events", bodies)
+    again = MqttIngest(app_node, burst_broker, topic_root=root, session_expiry=60, **same)
+    again.start()
+    try:
+        wait_for(lambda: stored_with_prefix(app_node, site["ids"]["s1"], prefix) == count, 60)
+        assert again.stats["accepted"] == count
+    finally:
+        again.stop()
+
+
+@needs_broker
+def test_a_burst_beyond_the_in_flight_window_is_stored_whole(
+    app_node: Any, site: dict[str, Any], burst_broker: str
+) -> None:
+    root = f"anju-test-{uuid.uuid4().hex[:8]}"
+    consumer = MqttIngest(
+        app_node,
+        burst_broker,
+        topic_root=root,
+        client_id=f"anju-test-{uuid.uuid4().hex[:10]}",
+        session_expiry=60,
+        queue_size=100,  # an in-flight window of 100 messages
+    )
+    consumer.start()
+    assert consumer.wait_connected(10)
+    try:
+        count = 3000
+        prefix = f"burst-{uuid.uuid4().hex[:6]}-"
+        bodies = [json.dumps(event(f"{prefix}{i}")).encode() for i in range(count)]
+        publish_many(burst_broker, f"{root}/v1/{site['community']}/{site['s2']}/events", bodies)
+        wait_for(lambda: stored_with_prefix(app_node, site["ids"]["s2"], prefix) == count, 90)
+        assert consumer.stats["messages"] == count  # none dropped, none twice
+    finally:
+        consumer.stop()
+
+
+@needs_broker
+def test_unacknowledged_messages_come_back_after_a_crash(
+    app_node: Any, site: dict[str, Any], burst_broker: str
+) -> None:
+    """A consumer that received messages but never committed them (it died) loses nothing."""
+    root = f"anju-test-{uuid.uuid4().hex[:8]}"
+    same = {"client_id": f"anju-test-{uuid.uuid4().hex[:10]}", "session_expiry": 60}
+    dead = MqttIngest(app_node, burst_broker, topic_root=root, **same)
+    gate = threading.Event()
+    dead.process_prepared = lambda prepared: gate.wait(30)  # type: ignore[method-assign]
+    dead.start()
+    assert dead.wait_connected(10)
+    prefix = f"crash-{uuid.uuid4().hex[:6]}-"
+    bodies = [json.dumps(event(f"{prefix}{i}")).encode() for i in range(50)]
+    publish_many(burst_broker, f"{root}/v1/{site['community']}/{site['s1']}/events", bodies)
+    wait_for(lambda: dead.stats["messages"] == 50)
+    # Drop the connection the hard way, as a killed process would: no acks went out.
+    dead._stopping.set()
+    dead.client.socket().close()  # type: ignore[union-attr]
+    dead.client.loop_stop()
+    gate.set()
+    assert stored_with_prefix(app_node, site["ids"]["s1"], prefix) == 0
+    alive = MqttIngest(app_node, burst_broker, topic_root=root, **same)
+    alive.start()
+    try:
+        wait_for(lambda: stored_with_prefix(app_node, site["ids"]["s1"], prefix) == 50, 30)
+    finally:
+        alive.stop()
+
+
+class Unreachable:
+    """The node, with its database cut off while ``down`` is set (a fault, injected)."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.down = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.node, name)
+
+    def unit_of_work(self, *args: Any, **kwargs: Any) -> Any:
+        if self.down:
+            raise OperationalError("BEGIN", {}, ConnectionRefusedError("database is away"))
+        return self.node.unit_of_work(*args, **kwargs)
+
+
+@needs_broker
+def test_database_outage_holds_messages_back_instead_of_losing_them(
+    app_node: Any, site: dict[str, Any]
+) -> None:
+    root = f"anju-test-{uuid.uuid4().hex[:8]}"
+    same = {"client_id": f"anju-test-{uuid.uuid4().hex[:10]}", "shared_group": "g-outage"}
+    cut_off = Unreachable(app_node)
+    waiting = consumer_for(cut_off, root, **same)
+    waiting.start()
+    assert waiting.wait_connected(10)
+    publisher = Listener()
+    prefix = f"outage-{uuid.uuid4().hex[:6]}-"
+    try:
+        for i in range(5):
+            publisher.publish(topic({**site, "root": root}, site["s1"]), event(f"{prefix}{i}"))
+        wait_for(lambda: waiting.stats["retries"] >= 2)
+        assert waiting.stats["errors"] == 0
+        waiting.stop()  # stopped while the database is still away: nothing was acknowledged
+        assert stored_with_prefix(app_node, site["ids"]["s1"], prefix) == 0
+        back = consumer_for(app_node, root, **same)
+        back.start()
+        try:
+            wait_for(lambda: stored_with_prefix(app_node, site["ids"]["s1"], prefix) == 5)
+        finally:
+            back.stop()
+        # and a consumer that sees the database come back carries on by itself
+        cut_off.down = True
+        resumed = consumer_for(cut_off, root, **same)
+        resumed.start()
+        assert resumed.wait_connected(10)
+        publisher.publish(topic({**site, "root": root}, site["s1"]), event(f"{prefix}late"))
+        wait_for(lambda: resumed.stats["retries"] >= 1)
+        cut_off.down = False
+        wait_for(lambda: stored(app_node, site["ids"]["s1"], f"{prefix}late") == 1)
+        resumed.stop()
+    finally:
+        publisher.close()
+
+
+@needs_broker
+def test_two_consumers_with_one_client_id_are_reported() -> None:
+    """They would take the session from each other for ever: the clash is logged, counted."""
+    same = f"anju-test-{uuid.uuid4().hex[:10]}"
+    root = f"anju-test-{uuid.uuid4().hex[:8]}"
+    twins = [
+        MqttIngest(None, URL, client_id=same, topic_root=root, session_expiry=10) for _ in range(2)
+    ]
+    try:
+        for c in twins:
+            c.start()
+        wait_for(lambda: any(c.stats["client_id_clash"] for c in twins), 30)
+    finally:
+        for c in twins:
+            c.stop()
