@@ -150,6 +150,20 @@ def test_a_batch_is_judged_event_by_event(client, site, app_node):
         assert far.events_rejected == 0  # not counted against a device the sender may not use
 
 
+def test_a_redelivery_mixed_with_new_events_stores_the_new_ones(client, site, app_node):
+    first = [event(f"mix-{i}", kind="door.opened") for i in range(3)]
+    assert post(client, site["gate_secret"], first).json()["accepted"] == 3
+    # A device resends its buffer with two new events behind the stored ones.
+    again = [*first, event("mix-3", kind="door.closed"), event("mix-4", kind="door.opened")]
+    answer = post(client, site["gate_secret"], again).json()
+    assert [r["status"] for r in answer["results"]] == ["duplicate"] * 3 + ["accepted"] * 2
+    with app_node.unit_of_work() as ctx:
+        keys = ctx.session.scalars(
+            select(StoredEvent.event_key).where(StoredEvent.event_key.like("mix-%"))
+        ).all()
+        assert sorted(keys) == [f"mix-{i}" for i in range(5)]
+
+
 def test_malformed_json_is_refused_and_counted(client, site, app_node):
     with app_node.unit_of_work() as ctx:
         before = ctx.session.get(Device, site["gate"]).events_rejected

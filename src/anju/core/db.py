@@ -87,6 +87,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # Checkpoint the WAL every ~40 MB instead of every 4 MB: event ingest dirties many index
+    # pages per batch, and each checkpoint is an fsync paid by the committing request
+    # (measured: about twice the insert rate at 4,000+ pages). The file is cut back to
+    # 64 MB after a burst.
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
+    cursor.execute("PRAGMA journal_size_limit=67108864")
     cursor.close()
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
 import re
 import uuid
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from anju.core.errors import field_errors
@@ -128,6 +130,20 @@ def parse_item(item: Any, received_at: dt.datetime) -> Outcome:
         image=image,
         image_data=image_data,
     )
+
+
+def decode(body: bytes) -> Any:
+    """A JSON body, decoded. orjson first (several times faster than the standard library
+    on event batches); what it refuses but JSON allows (integers beyond 64 bits) goes to
+    the standard library. Raises ``ValueError`` saying why the body is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"malformed JSON: {exc}"[:200]) from None
 
 
 def parse_batch(payload: Any, received_at: dt.datetime) -> list[Outcome]:
