@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -111,30 +112,66 @@ def serve(
     configure_logging(settings.log_level)
     node = _node(settings)
     from anju.core import migrate
+    from anju.core.db import utcnow
+    from anju.events.partitions import ensure_partitions
 
     migrate.upgrade(node.engine)
+    with node.engine.begin() as conn:
+        ensure_partitions(conn, utcnow())  # this month and the next ones (PostgreSQL)
     _run_server(node)
 
 
-def _run_server(node: Any) -> None:
+def _run_server(node: Any, on_listening: Callable[[str], None] | None = None) -> None:
+    """Serve until stopped; ``on_listening(base_url)`` runs once the port accepts requests."""
     import uvicorn
 
     from anju.web.app import create_app
 
     settings = node.settings
     ingest = _start_mqtt(node)
+    ticker = _start_ticker(node)
     console.print(f"Anju console: [bold]http://{settings.host}:{settings.port}/[/bold]")
     try:
-        uvicorn.run(
-            create_app(node),
-            host=settings.host,
-            port=settings.port,
-            access_log=False,  # our own access log leaves query strings out
-            log_config=None,
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(node),
+                host=settings.host,
+                port=settings.port,
+                access_log=False,  # our own access log leaves query strings out
+                log_config=None,
+            )
         )
+        if on_listening is not None:
+            _when_listening(server, on_listening, _own_url(settings.host, settings.port))
+        server.run()
     finally:
+        ticker.stop()
         if ingest is not None:
             ingest.stop()
+
+
+def _when_listening(server: Any, call: Callable[[str], None], url: str) -> None:
+    """Call ``call(url)`` from a daemon thread once uvicorn has started listening."""
+    import threading
+    import time
+
+    def wait() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            time.sleep(0.1)
+        call(url)
+
+    threading.Thread(target=wait, name="anju-when-listening", daemon=True).start()
+
+
+def _own_url(host: str, port: int) -> str:
+    """How this process reaches its own server (a wildcard bind answers on loopback)."""
+    if host in ("0.0.0.0", "", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def _start_mqtt(node: Any) -> Any:
@@ -149,14 +186,37 @@ def _start_mqtt(node: Any) -> Any:
     return ingest
 
 
+def _start_ticker(node: Any) -> Any:
+    """The device-health tick beside the web server: offline/online events once a minute."""
+    from anju.events.ticker import Ticker
+
+    ticker = Ticker(node)
+    ticker.start()
+    return ticker
+
+
 @app.command()
 def demo(
     residents: Annotated[int, typer.Option(help="Residents of the simulated community.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 2026,
     host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    life: Annotated[
+        bool,
+        typer.Option(
+            "--life/--no-life",
+            help="Live the community's days in the background (the simulator, over HTTP).",
+        ),
+    ] = True,
+    speed: Annotated[
+        float, typer.Option(min=1, help="Simulated seconds per real second of that life.")
+    ] = 60.0,
 ) -> None:
-    """Initialise if needed, build a simulated community, and serve the console."""
+    """Initialise if needed, build a simulated community, and serve the console.
+
+    Unless ``--no-life``, the simulator then lives the demo community's last day at
+    ``--speed`` through the server's own HTTP API, and keeps time with the clock after.
+    """
     from anju.bootstrap import initialise
     from anju.demo import DEMO_PASSWORD, ensure_demo
 
@@ -177,7 +237,18 @@ def demo(
     for row in accounts:
         table.add_row(*row)
     console.print(table)
-    _run_server(node)
+    _run_server(node, on_listening=_demo_life(node, seed, speed) if life else None)
+
+
+def _demo_life(node: Any, seed: int, speed: float) -> Callable[[str], None]:
+    """Start the demo community's simulated life against the server once it listens."""
+    from anju.demo import start_life
+
+    def begin(url: str) -> None:
+        start_life(node, url, seed=seed, speed=speed)
+        console.print(f"simulator: the demo community lives at {speed:g}x (--no-life to stop)")
+
+    return begin
 
 
 @app.command("check-config")
@@ -241,6 +312,7 @@ def main() -> None:
 # The command groups of other slices (imported last: they import this module's helpers).
 from anju.audit.cli import app as audit_app  # noqa: E402
 from anju.devices.cli import app as devices_app  # noqa: E402
+from anju.events.retention_cli import app as retention_app  # noqa: E402
 from anju.events.worker_cli import app as worker_app  # noqa: E402
 from anju.org.cli import app as org_app  # noqa: E402
 from anju.registry.transfer_cli import export_command, import_command  # noqa: E402
@@ -255,3 +327,4 @@ app.add_typer(org_app, name="org")
 app.add_typer(devices_app, name="device")
 app.add_typer(audit_app, name="audit")
 app.add_typer(worker_app, name="worker")
+app.add_typer(retention_app, name="retention")
