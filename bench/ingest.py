@@ -323,7 +323,7 @@ def stages(
         t2 = time.perf_counter()
         processed = deliver(node, outcomes, senders[who])
         t3 = time.perf_counter()
-        answer(processed).model_dump_json()
+        answer(processed)
         t4 = time.perf_counter()
         assert len(processed.stored) == len(items), "stage run: not all stored"
         for k, v in zip(total, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
