@@ -111,13 +111,9 @@ def serve(
     settings = settings_or_exit(host=host, port=port)
     configure_logging(settings.log_level)
     node = _node(settings)
-    from anju.core import migrate
-    from anju.core.db import utcnow
-    from anju.events.partitions import ensure_partitions
+    from anju.bootstrap import prepare_database
 
-    migrate.upgrade(node.engine)
-    with node.engine.begin() as conn:
-        ensure_partitions(conn, utcnow())  # this month and the next ones (PostgreSQL)
+    prepare_database(node.engine)
     _run_server(node)
 
 
