@@ -205,13 +205,20 @@ def demo(
         ),
     ] = True,
     speed: Annotated[
-        float, typer.Option(min=1, help="Simulated seconds per real second of that life.")
-    ] = 60.0,
+        float,
+        typer.Option(
+            min=1,
+            help="Simulated seconds per real second while it catches up on the last day "
+            "(it then keeps time with the clock).",
+        ),
+    ] = 3600.0,
 ) -> None:
     """Initialise if needed, build a simulated community, and serve the console.
 
     Unless ``--no-life``, the simulator then lives the demo community's last day at
-    ``--speed`` through the server's own HTTP API, and keeps time with the clock after.
+    ``--speed`` (by default within seconds) through the server's own HTTP API, and keeps
+    time with the clock after: the device-health tick judges devices by the real clock, and
+    a community living a day behind it would look offline.
     """
     from anju.bootstrap import initialise
     from anju.demo import DEMO_PASSWORD, ensure_demo
@@ -242,7 +249,10 @@ def _demo_life(node: Any, seed: int, speed: float) -> Callable[[str], None]:
 
     def begin(url: str) -> None:
         start_life(node, url, seed=seed, speed=speed)
-        console.print(f"simulator: the demo community lives at {speed:g}x (--no-life to stop)")
+        console.print(
+            "simulator: the demo community catches up on its last day, then lives in real "
+            "time (--no-life to stop)"
+        )
 
     return begin
 

@@ -114,11 +114,12 @@ def _demo_resident(session: Any, community: OrgUnit) -> Person | None:
     return session.scalar(stmt)
 
 
-def start_life(node: Node, base_url: str, *, seed: int, speed: float = 60.0) -> LifeThread:
+def start_life(node: Node, base_url: str, *, seed: int, speed: float = 3600.0) -> LifeThread:
     """Live the demo community in a daemon thread, over HTTP to ``base_url``.
 
     The simulator issues its devices fresh credentials and starts a day back, so a new demo
-    shows a whole day within its first half hour (at 60x) and then keeps time with the clock.
+    has a whole day of events within its first minute (at the default 3600x; the node takes
+    them as fast as it can) and then keeps time with the clock, as real devices would.
     """
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per batch
     thread = LifeThread(node, base_url, community=DEMO_CODE, seed=seed, speed=speed)

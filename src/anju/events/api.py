@@ -22,7 +22,7 @@ from anju.core.scope import Actor, communities_in_scope
 from anju.devices.models import Device
 from anju.events import service, wire
 from anju.events.blobs import FolderBlobs
-from anju.events.model import Outcome
+from anju.events.model import Kind, Outcome
 from anju.events.pipeline import DeviceRef, Processed
 from anju.web.deps import (
     ApiCtx,
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
 MAX_BODY = 16 * 1024 * 1024
+# Stored and counted on the device's page, but not news: a community's heartbeats would
+# bury the passages and alarms people watch the live feed for.
+NOT_NEWS = frozenset({Kind.DEVICE_HEARTBEAT})
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,11 @@ def deliver(
         processed: Processed = node.pipeline(ctx.session).process(outcomes, may_use=may_use)
         # Built only when a console is listening: ingest should not pay for an empty feed.
         published = (
-            [_live_item(stored_id, row) for stored_id, row in processed.stored]
+            [
+                _live_item(stored_id, row)
+                for stored_id, row in processed.stored
+                if row.event.kind not in NOT_NEWS
+            ]
             if node.feed.subscribers
             else []
         )
@@ -148,6 +155,7 @@ def _live_item(stored_id: int, row: Any) -> dict[str, Any]:
         "at": e.at.isoformat(),
         "community_id": row.device.community_id,
         "device": row.device.code,
+        "device_name": row.device.name or row.device.code,
         "subject": {"type": e.subject.type.value, "value": e.subject.value} if e.subject else None,
         "direction": e.direction.value if e.direction else None,
         "person_id": row.enrichment.person_id,

@@ -27,6 +27,7 @@ class DeviceRef:
     kind: str
     house_id: int | None = None
     active: bool = True
+    name: str = ""  # what people call it (北门人脸门禁), for the live feed
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ class SqlDevices:
                 Device.kind,
                 Device.house_id,
                 Device.status,
+                Device.name,
             ).where(Device.code.in_(list(codes)))
         )
         return {
@@ -56,6 +57,7 @@ class SqlDevices:
                 kind=str(r.kind.value),
                 house_id=r.house_id,
                 active=r.status.value not in INACTIVE,
+                name=r.name,
             )
             for r in rows
         }

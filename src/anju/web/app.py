@@ -37,6 +37,7 @@ from anju.web.templating import build_templates, render
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("anju.access")
+_INGEST_PATH = re.compile(r"^(/api/v1/events$|/api/v1/ingest/|/ingest/)")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -102,8 +103,11 @@ def create_app(node: Node, clock: Clock | None = None) -> FastAPI:
             for key, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(key, value)
         # The query string is left out on purpose: searches may carry ID numbers; device
-        # credentials in push URLs are masked.
-        access_log.info(
+        # credentials in push URLs are masked. Devices' successful deliveries come many times
+        # a second and are counted on each device's page: they log at DEBUG, failures as usual.
+        quiet = request.method == "POST" and response.status_code < 300
+        access_log.log(
+            logging.DEBUG if quiet and _INGEST_PATH.match(request.url.path) else logging.INFO,
             "%s %s %d %.1fms",
             request.method,
             _CREDENTIAL_IN_PATH.sub(r"\1…", request.url.path),

@@ -60,7 +60,7 @@ function liveFeed(feed) {
     li.appendChild(document.createTextNode(" "));
     li.appendChild(part("strong", "", kinds[item.kind] || String(item.kind || "")));
     li.appendChild(document.createTextNode(" "));
-    li.appendChild(part("span", "device", String(item.device || "")));
+    li.appendChild(part("span", "device", String(item.device_name || item.device || "")));
     li.appendChild(document.createTextNode(" "));
     li.appendChild(part("span", "subject mono", item.subject ? String(item.subject.value || "") : ""));
     feed.insertBefore(li, feed.firstChild);
