@@ -231,3 +231,18 @@ def test_device_states_follow_the_expected_interval():
     assert state(gate, NOW) is DeviceState.OFFLINE
     smoke = Device(kind=DeviceKind.SMOKE_DETECTOR, last_seen_at=NOW - dt.timedelta(hours=30))
     assert state(smoke, NOW) is DeviceState.ONLINE
+
+
+def test_dashboard_lists_the_latest_events_but_not_heartbeats(admin, site):
+    # Runs last in this module: the heartbeat would change the counts above.
+    recent = (NOW - dt.timedelta(minutes=5)).isoformat()
+    post(
+        admin,
+        site["gate_secret"],
+        [{"id": "hb-dash", "device": "EC-GATE", "kind": "device.heartbeat", "at": recent}],
+    )
+    page = admin.get("/", params={"community_id": site["community_id"]})
+    assert page.status_code == 200
+    feed = page.text.split("data-live-feed", 1)[1].split("</ul>", 1)[0]
+    assert "车辆通行" in feed and "刷卡通行" in feed
+    assert "设备心跳" not in feed and "Heartbeat" not in feed

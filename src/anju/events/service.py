@@ -42,6 +42,7 @@ class EventFilter:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     include_history: bool = True
+    exclude_kinds: frozenset[str] = frozenset()
 
 
 def normalised_subject(subject_type: str, value: str) -> str:
@@ -119,23 +120,27 @@ def _query(ctx: Ctx, f: EventFilter) -> Any:
         stmt = stmt.where(StoredEvent.at >= f.since)
     if f.until:
         stmt = stmt.where(StoredEvent.at < f.until)
+    if f.exclude_kinds:
+        stmt = stmt.where(StoredEvent.kind.not_in(sorted(f.exclude_kinds)))
     if not f.include_history:
         stmt = stmt.where(StoredEvent.history.is_(False))
     return stmt
 
 
 def search(
-    ctx: Ctx, f: EventFilter, page: int = 1, size: int = 50
+    ctx: Ctx, f: EventFilter, page: int = 1, size: int = 50, *, count: bool = True
 ) -> tuple[list[dict[str, Any]], int]:
-    """Events matching the filter, newest first, one page; and the total."""
+    """Events matching the filter, newest first, one page; and the total (0 unless
+    ``count``: counting every matching event costs more than the page when there are
+    millions, and a feed of the latest events needs no total)."""
     stmt = _query(ctx, f)
-    total = ctx.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    total = ctx.session.scalar(select(func.count()).select_from(stmt.subquery())) if count else 0
     rows = ctx.session.execute(
         stmt.order_by(StoredEvent.at.desc(), StoredEvent.id.desc())
         .limit(size)
         .offset((max(page, 1) - 1) * size)
     )
-    return [_from_row(r) for r in rows], int(total)
+    return [_from_row(r) for r in rows], int(total or 0)
 
 
 def trajectory(ctx: Ctx, f: EventFilter, limit: int = 2000) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from anju.core.errors import FieldError, NotFound, PermissionDenied, ValidationF
 from anju.devices.models import Device
 from anju.events import service as events
 from anju.events import views as event_views
+from anju.events.api import NOT_NEWS
 from anju.registry import schemas
 from anju.registry import service as registry
 from anju.registry.models import House, Person, PersonTag, Residency
@@ -163,8 +164,13 @@ def dashboard(request: Request, ctx: ConsoleCtx, community_id: int | None = None
     stats = registry.stats(ctx, community_id=community_id)
     latest: list[dict[str, Any]] = []
     if ctx.actor.can("event.view"):
-        latest, _total = events.search(
-            ctx, events.EventFilter(community_id=community_id), 1, LIVE_FEED_SIZE
+        # What the live feed would have shown: no heartbeats, and no count of everything.
+        latest, _ = events.search(
+            ctx,
+            events.EventFilter(community_id=community_id, exclude_kinds=NOT_NEWS),
+            1,
+            LIVE_FEED_SIZE,
+            count=False,
         )
     return render(
         request,
