@@ -125,6 +125,7 @@ def test_search_page_filters_and_pages(admin, site):
     assert "3 条事件" in page.text or "3 events" in page.text
     assert "车辆通行" in page.text and "刷卡通行" in page.text and "北门道闸" in page.text
     assert f"/vehicles/{site['vehicle_id']}" in page.text
+    assert "轨迹人" in page.text  # the car's owner by name, not "人员 #id"
     only_cards = admin.get(
         "/events", params={"kind": "access.card", "community_id": site["community_id"]}
     )

@@ -24,6 +24,7 @@ from anju.events.blobs import FolderBlobs
 from anju.events.model import Kind, SubjectType
 from anju.events.models import StoredEvent
 from anju.org.models import OrgUnit
+from anju.registry.models import Person
 
 MAX_RANGE = dt.timedelta(days=366)
 # Images of these show a face: personal data, so every look at one is audited (as a reveal).
@@ -140,13 +141,28 @@ def search(
         .limit(size)
         .offset((max(page, 1) - 1) * size)
     )
-    return [_from_row(r) for r in rows], int(total or 0)
+    return with_person_names(ctx, [_from_row(r) for r in rows]), int(total or 0)
 
 
 def trajectory(ctx: Ctx, f: EventFilter, limit: int = 2000) -> list[dict[str, Any]]:
     """Every sighting of one subject in a time range, oldest first, with place and device."""
     rows = ctx.session.execute(trajectory_query(ctx, f, limit))
     return [_from_row(r) for r in rows]
+
+
+def with_person_names(ctx: Ctx, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add ``person_name`` to events that name a registered person, for callers who may see
+    people (one query per page; people outside the caller's scope stay unnamed)."""
+    ids = {e["person_id"] for e in items if e.get("person_id") is not None}
+    names: dict[int, str] = {}
+    if ids and ctx.actor.can("person.view"):
+        rows = ctx.session.execute(
+            restrict(select(Person.id, Person.name).where(Person.id.in_(ids)), Person, ctx.actor)
+        )
+        names = {int(r[0]): str(r[1]) for r in rows}
+    for e in items:
+        e["person_name"] = names.get(e["person_id"]) if e.get("person_id") is not None else None
+    return items
 
 
 def trajectory_query(ctx: Ctx, f: EventFilter, limit: int = 2000) -> Any:
