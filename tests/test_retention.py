@@ -10,9 +10,10 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from typer.testing import CliRunner
 
+from anju.audit import service as audit
 from anju.audit.models import AuditEntry
 from anju.auth import service as auth_service
 from anju.cli import app as cli_app
@@ -141,6 +142,30 @@ def test_looking_at_a_face_is_audited(app_node, site):
     assert len(looks) == before + 1
     assert looks[-1].entity_id == str(face) and looks[-1].actor_name == "admin"
     assert looks[-1].community_id == site["community_id"]
+
+
+def test_looking_at_a_registered_persons_face_shows_on_their_record(app_node, site):
+    face = site["ids"]["shared-new"]  # an access.face event: tie it to a registered person
+    with app_node.unit_of_work() as ctx:
+        t = f.tree(ctx, "RV")
+        person = registry.people.create(
+            ctx,
+            schemas.PersonCreate(
+                community_id=t.community.id,
+                name="被看的人",
+                id_number=f.resident_id_for("110101", "19900101", 555),
+            ),
+        )
+        ctx.session.execute(
+            update(StoredEvent).where(StoredEvent.id == face).values(person_id=person.id)
+        )
+    with TestClient(create_app(app_node)) as admin:
+        sign_in(admin, "admin", ADMIN_PASSWORD)
+        assert admin.get(f"/events/{face}/image").status_code == 200
+    with app_node.unit_of_work() as ctx:
+        [look] = [e for e in audit.who_looked(ctx.session, "persons", person.id)]
+        assert look.action == "event.image_view" and look.actor_name == "admin"
+        assert look.detail["event_id"] == face
 
 
 def test_dry_run_reports_and_changes_nothing(app_node, site):

@@ -57,7 +57,7 @@ GENESIS_HASH = "0" * 64
 # The advisory lock that serialises appends on PostgreSQL ("anjuaudt" as a 64-bit int).
 LOCK_KEY = int.from_bytes(b"anjuaudt", "big")
 SYSTEM_NAME = "system"
-LOOKED_ACTIONS = ("person.view", "person.reveal")
+LOOKED_ACTIONS = ("person.view", "person.reveal", "event.image_view")
 
 audit_table = cast(Table, AuditEntry.__table__)
 

@@ -278,12 +278,14 @@ def image(ctx: Ctx, blobs: FolderBlobs, event_id: int) -> bytes:
     if row is None or data is None:
         raise NotFound(f"event {event_id} has no image")
     if shows_face(row.kind, row.subject_type):
+        # Against the person when the face is someone registered: they see it on /me
+        # under "who looked at my record"; a stranger's face is recorded against the event.
         audit.record(
             ctx.session,
             "event.image_view",
-            entity="events",
-            entity_id=row.id,
+            entity="persons" if row.person_id is not None else "events",
+            entity_id=row.person_id if row.person_id is not None else row.id,
             community_id=row.community_id,
-            detail={"kind": row.kind, "person_id": row.person_id},
+            detail={"kind": row.kind, "event_id": row.id, "person_id": row.person_id},
         )
     return data
