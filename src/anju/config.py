@@ -129,6 +129,25 @@ class Settings(BaseSettings):
         description="Days event rows are kept ('anju retention run' deletes older ones); "
         "unset: kept for ever.",
     )
+    alert_webhooks: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="Where alerts are posted, as JSON: "
+        '[{"url": "https://…", "format": "json|dingtalk|wecom", "min_severity": "high"}] '
+        "(format json by default; min_severity low by default).",
+        repr=False,
+    )
+    alert_smtp_url: str | None = Field(
+        default=None,
+        description="SMTP server that e-mails alerts, smtp://[user:pass@]host:port; "
+        "unset: no e-mail.",
+        repr=False,
+    )
+    alert_email_from: str = Field(
+        default="anju@localhost", description="Sender address of alert e-mails."
+    )
+    alert_email_to: list[str] = Field(
+        default_factory=list, description='Addresses that get every alert, as JSON: ["a@b"].'
+    )
 
     @field_validator("image_retention_by_kind")
     @classmethod
@@ -142,6 +161,29 @@ class Settings(BaseSettings):
             if not 1 <= days <= 3650:
                 raise ValueError(f"{kind}: days must be between 1 and 3650")
         return value
+
+    @field_validator("alert_webhooks")
+    @classmethod
+    def _webhooks(cls, value: list[dict[str, str]]) -> list[dict[str, str]]:
+        severities = ("low", "medium", "high", "critical")
+        for i, hook in enumerate(value):
+            if not str(hook.get("url", "")).startswith(("http://", "https://")):
+                raise ValueError(f"webhook {i}: url must start with http:// or https://")
+            if hook.get("format", "json") not in ("json", "dingtalk", "wecom"):
+                raise ValueError(f"webhook {i}: format must be json, dingtalk or wecom")
+            if hook.get("min_severity", "low") not in severities:
+                raise ValueError(f"webhook {i}: min_severity must be one of {severities}")
+            unknown = set(hook) - {"url", "format", "min_severity"}
+            if unknown:
+                raise ValueError(f"webhook {i}: unknown keys {sorted(unknown)}")
+        return value
+
+    @field_validator("alert_smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("use smtp://host:port or smtps://host:port")
+        return value or None
 
     @field_validator("mqtt_url")
     @classmethod

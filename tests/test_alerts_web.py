@@ -1,0 +1,405 @@
+"""Alerts over HTTP on both databases (console pages, forms, API) and the notification
+channels against real servers: a local HTTP server for webhooks, Mosquitto for sirens, a
+local SMTP server for e-mail."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import queue
+import secrets
+import socketserver
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from fastapi.testclient import TestClient
+from paho.mqtt.enums import CallbackAPIVersion
+
+from anju.alerts import notify, service
+from anju.alerts.model import AlertDraft, Severity
+from anju.auth import service as auth_service
+from anju.events.feed import LiveFeed
+from anju.events.model import Event, Kind
+from anju.registry import schemas
+from anju.registry import service as registry
+from anju.web.app import create_app
+from tests import factories as f
+from tests.web_helpers import sign_in
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+PASSWORD = "alerts-web-password-" + secrets.token_hex(4)
+JPEG = b"\xff\xd8\xff\xe0 feedback photo " + secrets.token_bytes(8)
+
+
+def _user(ctx: Any, name: str, role: str, unit_id: int) -> None:
+    auth_service.create_user(
+        ctx.session,
+        username=name,
+        display_name=f"{name} 姓名",
+        password=PASSWORD,
+        role_code=role,
+        org_unit_id=unit_id,
+    )
+
+
+@pytest.fixture(scope="module")
+def site(app_node: Any) -> dict[str, Any]:
+    """A community with a camera whose capture is evidence, an ordinary and a police-only
+    alert, an officer, a property manager and an officer of another area."""
+    with app_node.unit_of_work() as ctx:
+        t = f.tree(ctx, "AW")
+        other = f.tree(ctx, "AX")
+        registry.devices.create(
+            ctx,
+            schemas.DeviceCreate(
+                community_id=t.community.id, code="AW-CAM", name="北门抓拍", kind="vehicle_camera"
+            ),
+        )
+        capture = Event(
+            device="AW-CAM", kind=Kind.CAPTURE_VEHICLE, at=NOW, image_data=JPEG + b"evidence"
+        )
+        event_id = app_node.pipeline(ctx.session).process([capture]).results[0].stored_id
+        _user(ctx, "aw-officer", "officer", t.office.id)
+        _user(ctx, "aw-property", "property_manager", t.community.id)
+        _user(ctx, "ax-officer", "officer", other.office.id)
+        base = {"community_id": t.community.id, "at": NOW, "severity": Severity.HIGH}
+        plain, _ = service.raise_or_merge(
+            ctx.session,
+            AlertDraft(
+                model="fire",
+                fingerprint="aw:fire",
+                title="消防通道被占用",
+                place="3 号楼北侧",
+                evidence=(event_id,),
+                **base,
+            ),
+            NOW,
+        )
+        secret, _ = service.raise_or_merge(
+            ctx.session,
+            AlertDraft(
+                model="key_person",
+                fingerprint="aw:kp",
+                title="重点人员出现",
+                police_only=True,
+                **base,
+            ),
+            NOW,
+        )
+        return {"plain": plain.id, "secret": secret.id, "event": event_id}
+
+
+@pytest.fixture(scope="module")
+def app(app_node: Any) -> Any:
+    return create_app(app_node)
+
+
+def client_for(app: Any, username: str) -> tuple[TestClient, str]:
+    client = TestClient(app)
+    return client, sign_in(client, username, PASSWORD)
+
+
+def test_officer_takes_an_alert_round_the_loop_in_the_console(
+    app: Any, site: dict[str, Any]
+) -> None:
+    client, csrf = client_for(app, "aw-officer")
+    centre = client.get("/alerts")
+    assert centre.status_code == 200
+    assert "消防通道被占用" in centre.text and "重点人员出现" in centre.text
+    url = f"/alerts/{site['plain']}"
+    page = client.get(url)
+    assert "3 号楼北侧" in page.text and f"/events/{site['event']}/image" in page.text
+    assert client.get(f"/events/{site['event']}/image").content.startswith(JPEG)
+    # A step that does not fit the state comes back on the page, with nothing changed.
+    wrong = client.post(url + "/close", data={"csrf_token": csrf})
+    assert wrong.status_code == 422 and "此操作" in wrong.text
+    steps = [
+        ("dispatch", {"target": "role:officer", "note": "请到场"}, None),
+        ("acknowledge", {}, None),
+        ("handle", {"feedback": "已挪车", "verdict": "true_alarm"}, JPEG),
+        ("close", {"note": "办结"}, None),
+    ]
+    for action, data, photo in steps:
+        files = {"photos": ("p.jpg", photo, "image/jpeg")} if photo else None
+        resp = client.post(
+            f"{url}/{action}",
+            data={"csrf_token": csrf, **data},
+            files=files,
+            follow_redirects=False,
+        )
+        assert resp.status_code == 303, (action, resp.text[:300])
+    page = client.get(url).text
+    assert "已办结" in page and "已挪车" in page and "请到场" in page
+    answer = client.get(f"/api/v1/alerts/{site['plain']}").json()
+    assert [s["action"] for s in answer["steps"]] == [
+        "raised",
+        "dispatched",
+        "acknowledged",
+        "handled",
+        "closed",
+    ]
+    assert answer["verdict"] == "true_alarm" and answer["evidence"] == [site["event"]]
+    handled = next(s for s in answer["steps"] if s["action"] == "handled")
+    assert handled["photos"] == 1
+    photo_link = page.split(f"/alerts/{site['plain']}/photos/")[1].split('"')[0]
+    photo = client.get(f"/alerts/{site['plain']}/photos/{photo_link}")
+    assert photo.status_code == 200 and photo.content == JPEG
+    stats = client.get("/alerts/stats")
+    assert stats.status_code == 200 and "消防安全" in stats.text
+
+
+def test_property_never_sees_police_only_alerts(app: Any, site: dict[str, Any]) -> None:
+    client, _csrf = client_for(app, "aw-property")
+    centre = client.get("/alerts?state=")
+    assert "消防通道被占用" in centre.text and "重点人员出现" not in centre.text
+    assert client.get(f"/alerts/{site['secret']}").status_code == 404
+    assert client.get(f"/api/v1/alerts/{site['secret']}").status_code == 404
+    ids = [a["id"] for a in client.get("/api/v1/alerts?state=").json()["items"]]
+    assert site["secret"] not in ids and site["plain"] in ids
+    nav = client.get("/").text
+    assert 'href="/alerts"' in nav
+
+
+def test_out_of_scope_officer_gets_404_and_api_refusals_are_clear(
+    app: Any, site: dict[str, Any]
+) -> None:
+    outsider, csrf = client_for(app, "ax-officer")
+    assert outsider.get(f"/alerts/{site['secret']}").status_code == 404
+    resp = outsider.post(
+        f"/api/v1/alerts/{site['secret']}/dispatch",
+        json={"role": "officer"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert resp.status_code == 404
+    officer, csrf = client_for(app, "aw-officer")
+    headers = {"X-CSRF-Token": csrf}
+    url = f"/api/v1/alerts/{site['secret']}"
+    wrong = officer.post(url + "/handle", json={"feedback": "x"}, headers=headers)
+    assert wrong.status_code == 422
+    assert wrong.json()["detail"][0]["message"] == "this alert is not in a state that allows this"
+    assert officer.post(url + "/fly", json={}, headers=headers).status_code == 404
+    to_property = officer.post(url + "/dispatch", json={"role": "property"}, headers=headers)
+    assert to_property.status_code == 422
+    ok = officer.post(url + "/dispatch", json={"role": "officer"}, headers=headers)
+    assert ok.status_code == 200 and ok.json()["state"] == "dispatched"
+
+
+# --- channels against real servers -------------------------------------------------------
+
+
+def _notice(**kw: Any) -> notify.Notice:
+    values: dict[str, Any] = {
+        "id": 7,
+        "action": "raised",
+        "model": "perimeter",
+        "model_name": "周界入侵",
+        "community_id": 1,
+        "community_code": "AWC",
+        "community_name": "阳光小区",
+        "title": "东侧围墙入侵",
+        "severity": "critical",
+        "state": "raised",
+        "police_only": False,
+        "place": "东侧围墙 3 号防区",
+        "at": NOW.isoformat(),
+        "count": 1,
+    }
+    values.update(kw)
+    return notify.Notice(**values)
+
+
+@pytest.fixture
+def http_sink() -> Iterator[tuple[str, queue.Queue[tuple[str, dict[str, Any]]]]]:
+    """A real HTTP server on a free port that keeps what it was POSTed."""
+    got: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.put((self.path, json.loads(body)))
+            self.send_response(200 if self.path != "/broken" else 500)
+            self.end_headers()
+            self.wfile.write(b'{"errcode":0}')
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", got
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhooks_post_json_dingtalk_and_wecom(http_sink: Any) -> None:
+    base, got = http_sink
+    notifier = notify.Notifier(
+        [
+            notify.WebhookChannel(f"{base}/json"),
+            notify.WebhookChannel(f"{base}/ding", format="dingtalk"),
+            notify.WebhookChannel(f"{base}/wecom", format="wecom"),
+            notify.WebhookChannel(f"{base}/quiet", min_severity="critical"),
+        ]
+    )
+    assert notifier.send([_notice()]) == 0
+    bodies = dict(got.get(timeout=5) for _ in range(4))
+    assert bodies["/json"]["alert"]["title"] == "东侧围墙入侵"
+    assert bodies["/json"]["alert"]["sound"] is True
+    assert bodies["/ding"]["msgtype"] == "markdown"
+    assert "周界入侵" in bodies["/ding"]["markdown"]["text"]
+    assert bodies["/wecom"]["msgtype"] == "markdown"
+    assert "东侧围墙 3 号防区" in bodies["/wecom"]["markdown"]["content"]
+    # Below a hook's minimum severity nothing is sent; a failing hook spares the others.
+    notifier = notify.Notifier(
+        [
+            notify.WebhookChannel(f"{base}/quiet", min_severity="critical"),
+            notify.WebhookChannel(f"{base}/broken"),
+            notify.WebhookChannel(f"{base}/after"),
+        ]
+    )
+    assert notifier.send([_notice(severity="high")]) == 1
+    paths = {got.get(timeout=5)[0] for _ in range(2)}
+    assert paths == {"/broken", "/after"} and got.empty()
+
+
+def test_siren_command_reaches_the_device_topic_on_mosquitto() -> None:
+    community = f"AWC{uuid.uuid4().hex[:6]}"
+    topic = f"anju/v1/{community}/SIREN-1/commands"
+    got: queue.Queue[bytes] = queue.Queue()
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
+    listener.on_message = lambda _c, _u, msg: got.put(msg.payload)
+    subscribed = threading.Event()
+    listener.on_subscribe = lambda *_a: subscribed.set()
+    listener.connect("127.0.0.1", 1883)
+    listener.loop_start()
+    try:
+        listener.subscribe(topic, qos=1)
+        assert subscribed.wait(5)
+        sender = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"s-{uuid.uuid4().hex[:8]}")
+        sender.connect("127.0.0.1", 1883)
+        sender.loop_start()
+        try:
+            channel = notify.MqttSirenChannel(sender)
+            # Not loud, or not a new alert: no command.
+            channel.send(_notice(community_code=community, severity="low", sirens=("SIREN-1",)), [])
+            channel.send(_notice(community_code=community, sirens=("SIREN-1",)), [])
+            command = json.loads(got.get(timeout=5))
+            assert command == {"command": "siren", "alert_id": 7, "severity": "critical"}
+            assert got.empty()
+        finally:
+            sender.loop_stop()
+            sender.disconnect()
+    finally:
+        listener.loop_stop()
+        listener.disconnect()
+
+
+class _Smtp(socketserver.StreamRequestHandler):
+    """Just enough SMTP to take one message (EHLO, MAIL, RCPT, DATA, QUIT)."""
+
+    def handle(self) -> None:
+        sink: queue.Queue[dict[str, Any]] = self.server.sink  # type: ignore[attr-defined]
+        self.wfile.write(b"220 test SMTP\r\n")
+        mail: dict[str, Any] = {"to": []}
+        while line := self.rfile.readline():
+            verb = line.decode().strip().upper()
+            if verb.startswith(("EHLO", "HELO")):
+                self.wfile.write(b"250 test\r\n")
+            elif verb.startswith("MAIL FROM"):
+                mail["from"] = line.decode().strip()[10:]
+                self.wfile.write(b"250 ok\r\n")
+            elif verb.startswith("RCPT TO"):
+                mail["to"].append(line.decode().strip()[8:])
+                self.wfile.write(b"250 ok\r\n")
+            elif verb == "DATA":
+                self.wfile.write(b"354 go on\r\n")
+                data = b""
+                while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                    data += chunk
+                mail["data"] = data
+                sink.put(mail)
+                self.wfile.write(b"250 queued\r\n")
+            elif verb == "QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                self.wfile.write(b"250 ok\r\n")
+
+
+def test_email_goes_through_a_real_smtp_server() -> None:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Smtp)
+    server.sink = queue.Queue()  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"smtp://127.0.0.1:{server.server_address[1]}"
+        channel = notify.EmailChannel(url, "anju@example.org", ["duty@example.org"])
+        channel.send(_notice(), [notify.Recipient("值班员", email="officer@example.org")])
+        mail = server.sink.get(timeout=5)  # type: ignore[attr-defined]
+        assert mail["to"] == ["<duty@example.org>", "<officer@example.org>"]
+        from email import message_from_bytes
+        from email.header import decode_header, make_header
+
+        message = message_from_bytes(mail["data"])
+        assert "东侧围墙入侵" in str(make_header(decode_header(message["Subject"])))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_console_channel_publishes_to_the_alert_feed() -> None:
+    feed = LiveFeed()
+
+    async def listen() -> list[dict[str, Any]]:
+        sub = feed.subscribe(frozenset({1}))
+        notify.ConsoleChannel(feed).send(_notice(), [])
+        notify.ConsoleChannel(feed).send(_notice(community_id=2, id=8), [])  # not in scope
+        item = await asyncio.wait_for(sub.queue.get(), 2)
+        await asyncio.sleep(0.05)
+        return [item, *([sub.queue.get_nowait()] if not sub.queue.empty() else [])]
+
+    items = asyncio.run(listen())
+    assert [i["id"] for i in items] == [7] and items[0]["sound"] is True
+
+
+def test_the_minute_tick_escalates_and_announces(app_node: Any) -> None:
+    from anju.events import ticker
+
+    with app_node.unit_of_work() as ctx:
+        t = f.tree(ctx)
+        alert, _ = service.raise_or_merge(
+            ctx.session,
+            AlertDraft(
+                model="emergency",
+                community_id=t.community.id,
+                fingerprint=f"sos:{t.community.id}",
+                title="紧急求助按钮被按下",
+                severity=Severity.CRITICAL,
+                at=NOW,
+            ),
+            NOW,
+        )
+        alert_id, station = alert.id, t.station.name
+    feed_items: list[dict[str, Any]] = []
+
+    async def run_tick() -> None:
+        sub = app_node.alert_feed.subscribe(None)
+        try:
+            await asyncio.to_thread(ticker.tick, app_node, NOW + dt.timedelta(minutes=6))
+            await asyncio.sleep(0.05)
+            while not sub.queue.empty():
+                feed_items.append(sub.queue.get_nowait())
+        finally:
+            app_node.alert_feed.unsubscribe(sub)
+
+    asyncio.run(run_tick())
+    with app_node.unit_of_work() as ctx:
+        steps = service.steps(ctx.session, alert_id)
+        assert (steps[-1].action, steps[-1].note) == ("escalated", f"→ {station}")
+    assert [(i["id"], i["action"]) for i in feed_items] == [(alert_id, "escalated")]
