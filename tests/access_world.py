@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from anju.auth import service as auth_service
 from anju.auth.defaults import DEFAULT_ROLES
@@ -158,6 +159,24 @@ def _event_with_image(node: Node, ctx: Ctx, tag: str) -> int:
     return stored_id
 
 
+def _alert(session: Any, community_id: int) -> int:
+    """An alert every role that sees alerts may see (not police-only)."""
+    from anju.alerts.model import AlertDraft, Severity
+    from anju.alerts.service import raise_or_merge
+
+    draft = AlertDraft(
+        model="fire",
+        community_id=community_id,
+        fingerprint=f"fire:access-world:{community_id}",
+        title="消防通道占用",
+        severity=Severity.MEDIUM,
+        at=utcnow(),
+    )
+    alert, _created = raise_or_merge(session, draft, utcnow())
+    session.flush()
+    return alert.id
+
+
 def build(node: Node, prefix: str = "W") -> World:
     """Make the world and one signed-in account per role (sessions made directly)."""
     world = World()
@@ -232,6 +251,7 @@ def build(node: Node, prefix: str = "W") -> World:
             world.accounts[role] = Account(
                 user.username, role, token, login.csrf_token, user.id, person_id
             )
+        world.records["A1"]["alerts"] = _alert(s, a1.id)
         # An officer of district B: holds the permissions, but A's records are out of scope.
         outsider = auth_service.create_user(
             s,

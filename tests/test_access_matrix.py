@@ -141,6 +141,37 @@ def _table() -> dict[tuple[str, str], Rule]:
             "trajectory.view", skip="needs a subject; tested in test_events"
         ),
         ("GET", "/api/v1/events/live"): Rule("event.view", skip="a stream; tested in test_events"),
+        # Alerts (预警中心): the transitions check state, role and assignee as well; each is
+        # tested for every role and scope in test_alerts / test_alerts_web.
+        ("GET", "/alerts"): Rule("alert.view"),
+        ("GET", "/alerts/stats"): Rule("alert.view"),
+        ("GET", "/alerts/{record_id}"): Rule("alert.view", record="alerts"),
+        ("GET", "/alerts/{record_id}/photos/{step_id}/{index}"): Rule(
+            "alert.view", record="alerts", skip="needs a feedback photo; tested in test_alerts_web"
+        ),
+        ("POST", "/alerts/{record_id}/{action}"): Rule(
+            "alert.view", record="alerts", skip="state machine; tested in test_alerts_web"
+        ),
+        ("GET", "/api/v1/alerts"): Rule("alert.view"),
+        ("GET", "/api/v1/alerts/{record_id}"): Rule("alert.view", record="alerts"),
+        ("POST", "/api/v1/alerts/{record_id}/{action}"): Rule(
+            "alert.view", record="alerts", skip="state machine; tested in test_alerts_web"
+        ),
+        ("GET", "/api/v1/alerts/live"): Rule(
+            "alert.view", skip="a stream; tested in test_alerts_web"
+        ),
+        # Alert model configuration (预警模型配置) per organisation unit.
+        ("GET", "/admin/alert-models"): Rule("alert.configure"),
+        ("POST", "/admin/alert-models/{unit_id}/{code}"): Rule(
+            "alert.configure", skip="a model code in the path; tested in test_engine"
+        ),
+        ("GET", "/admin/watchlists"): Rule("watchlist.manage"),
+        ("POST", "/admin/watchlists"): Rule(
+            "watchlist.manage", skip="adds in the request's unit of work; tested in test_engine"
+        ),
+        ("POST", "/admin/watchlists/{entry_id}/delete"): Rule(
+            "watchlist.manage", skip="needs an entry; tested in test_engine"
+        ),
         # Device and carrier pushes carry their own credentials (path, token, signature).
         ("POST", "/api/v1/ingest/hikvision/{credential}"): Rule(
             None, public=True, skip="device credential in the path; tested in test_ingest_http"

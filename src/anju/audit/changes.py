@@ -80,11 +80,27 @@ AUDITED_TABLES = frozenset(
         "incidents",
         # devices
         "devices",
+        # alert model settings and watchlists (who changed a threshold, who put whom on a list)
+        "alert_configs",
+        "watchlist_entries",
     }
 )
 # The log itself; console sessions and sign-in attempts (sign-ins are logged explicitly).
 # Events are the devices' own record (millions a day): they are not registry changes.
-UNAUDITED_TABLES = frozenset({"audit_log", "login_sessions", "login_attempts", "events"})
+# Alerts: a row changes on every merged repeat (count, last seen), and every human act on it
+# is already written, with who and when, to ``alert_steps`` (its timeline) in the same
+# transaction; logging them again here would double the record and flood the chain.
+UNAUDITED_TABLES = frozenset(
+    {
+        "audit_log",
+        "login_sessions",
+        "login_attempts",
+        "events",
+        "alerts",
+        "alert_evidence",
+        "alert_steps",
+    }
+)
 
 SECRET_SUFFIXES = ("_enc", "_hash", "_secret")
 # Columns an update entry needs even when unchanged: where the record belongs.

@@ -38,6 +38,12 @@ PERMISSIONS: dict[str, str] = {
     "event.ingest": "Send device events",
     "event.view": "Search events and watch the live feed",
     "trajectory.view": "Draw trajectories of people, vehicles, cards and phones",
+    "alert.view": "See alerts in one's area (police-only alerts: police roles only)",
+    "alert.handle": "Acknowledge and handle alerts dispatched to oneself or one's role",
+    "alert.dispatch": "Dispatch alerts and delegate tasks, reopen closed alerts",
+    "alert.close": "Close handled alerts",
+    "alert.configure": "Configure the alert models of one's area (thresholds, windows, on/off)",
+    "watchlist.manage": "Keep key-person and controlled watchlists (police only)",
 }
 
 REGISTRY_VIEW = [
@@ -69,14 +75,30 @@ ANALYST = [
     "org.view",
     "event.view",
     "trajectory.view",
+    "alert.view",
 ]
+ALERT_ALL = ["alert.view", "alert.handle", "alert.dispatch", "alert.close"]
+ALERT_HANDLE = ["alert.view", "alert.handle"]
+RULES = ["alert.configure", "watchlist.manage"]  # alert model settings and watchlists (police)
 
 # code, Chinese name, English name, police, permissions
 DEFAULT_ROLES: list[tuple[str, str, str, bool, list[str]]] = [
     ("admin", "系统管理员", "System admin", True, ["*"]),
     ("city_analyst", "市局分析员", "City analyst", True, ANALYST),
-    ("district_analyst", "分局分析员", "District analyst", True, ANALYST),
-    ("station_analyst", "派出所分析员", "Station analyst", True, ANALYST),
+    (
+        "district_analyst",
+        "分局分析员",
+        "District analyst",
+        True,
+        [*ANALYST, "alert.dispatch", *RULES],
+    ),
+    (
+        "station_analyst",
+        "派出所分析员",
+        "Station analyst",
+        True,
+        [*ANALYST, "alert.dispatch", *RULES],
+    ),
     (
         "officer",
         "社区民警",
@@ -94,6 +116,8 @@ DEFAULT_ROLES: list[tuple[str, str, str, bool, list[str]]] = [
             "org.view",
             "event.view",
             "trajectory.view",
+            *ALERT_ALL,
+            *RULES,
         ],
     ),
     (
@@ -109,6 +133,7 @@ DEFAULT_ROLES: list[tuple[str, str, str, bool, list[str]]] = [
             "registry.verify",
             "stats.view",
             "org.view",
+            *ALERT_HANDLE,
         ],
     ),
     (
@@ -116,21 +141,35 @@ DEFAULT_ROLES: list[tuple[str, str, str, bool, list[str]]] = [
         "物业经理",
         "Property manager",
         False,
-        [*REGISTRY_VIEW, *REGISTRY_EDIT, "stats.view", "org.view", "event.view"],
+        [*REGISTRY_VIEW, *REGISTRY_EDIT, "stats.view", "org.view", "event.view", *ALERT_ALL],
     ),
     (
         "property_staff",
         "物业人员",
         "Property staff",
         False,
-        [*REGISTRY_VIEW, "person.edit", "house.edit", "vehicle.edit", "stats.view"],
+        [
+            *REGISTRY_VIEW,
+            "person.edit",
+            "house.edit",
+            "vehicle.edit",
+            "stats.view",
+            *ALERT_HANDLE,
+        ],
     ),
     (
         "guard",
         "保安",
         "Guard",
         False,
-        ["person.view", "house.view", "vehicle.view", "device.view", "event.view"],
+        [
+            "person.view",
+            "house.view",
+            "vehicle.view",
+            "device.view",
+            "event.view",
+            *ALERT_HANDLE,
+        ],
     ),
     ("resident", "居民", "Resident", False, ["self.view"]),
     ("device", "设备", "Device", False, ["event.ingest"]),

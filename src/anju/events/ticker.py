@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from anju.alerts import escalation
 from anju.core.db import utcnow
 from anju.core.scope import Actor
 from anju.devices import health
@@ -86,12 +87,14 @@ def tick(node: Any, now: dt.datetime) -> TickReport:
         for _stored_id, row in processed.stored:
             target = report.offline if row.event.kind is Kind.DEVICE_OFFLINE else report.online
             target.append(row.device.code)
+    node.rules.tick(node, now)  # the alert models' absence rules; never raises
     if report.offline or report.online:
         log.info(
             "health tick: %d device(s) offline, %d back online",
             len(report.offline),
             len(report.online),
         )
+    escalation.run(node, now)  # unacknowledged alerts go up a level (anju.alerts.escalation)
     return report
 
 

@@ -16,6 +16,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from anju import __version__
+from anju.alerts import api as alerts_api
+from anju.alerts import config_views as alert_config_views
+from anju.alerts import views as alert_views
 from anju.audit import views as audit_views
 from anju.auth import views as auth_views
 from anju.bootstrap import Node
@@ -91,6 +94,9 @@ def create_app(node: Node, clock: Clock | None = None) -> FastAPI:
     app.include_router(account.router)
     app.include_router(audit_views.router)
     app.include_router(event_views.router)
+    app.include_router(alerts_api.router)
+    app.include_router(alert_views.router)
+    app.include_router(alert_config_views.router)
     app.include_router(console.router)
 
     @app.middleware("http")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
+from anju.alerts.watchlist import MatchType, WatchList
 from anju.devices.health import DeviceState
 from anju.devices.models import DeviceKind, DeviceStatus
 from anju.events.model import Direction, Kind, SubjectType
@@ -22,6 +23,16 @@ from anju.registry.models import (
 )
 
 LABELS: dict[type[Enum], dict[str, str]] = {
+    WatchList: {"key_person": "Key persons", "controlled": "Controlled list"},
+    MatchType: {
+        "person": "Registered person",
+        "id_hash": "ID number",
+        "card": "Card",
+        "plate": "Plate",
+        "plate_prefix": "Plate prefix",
+        "mac": "MAC address",
+        "face": "Face",
+    },
     Level: {
         "city": "City bureau",
         "district": "District branch",

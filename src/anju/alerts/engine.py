@@ -1,0 +1,405 @@
+"""The rules engine: feeds stored events and the passing of time to the alert models of
+each community and hands their drafts to the alert service.
+
+:class:`Engine` is plain Python: the models, their per-community state, their effective
+configuration (through a callable), registry facts and history (through the interfaces of
+:mod:`anju.alerts.facts`). A model that raises is isolated: the failure is logged with the
+model's code and counted in :attr:`Engine.failures`, and the other models still run.
+
+:class:`NodeRules` wires it into a node: ``deliver()`` calls :meth:`NodeRules.on_stored`
+after the event transaction commits, the once-a-minute ticker calls :meth:`NodeRules.tick`,
+and the drafts go to :func:`anju.alerts.service.raise_or_merge` in a transaction of their
+own. The same code runs in ``anju serve``/``demo`` and in ``anju worker`` processes.
+
+State is kept in memory and **rebuilt from the event store on start**: the first use in a
+process replays, per model, the stored events of the kinds it watches over its ``replay``
+window, with the drafts discarded (alerts raised before the restart are already stored;
+an absence rule then fires on the next tick if the silence still holds, and the
+fingerprint merges it into the open alert). Nothing of a model's state is persisted.
+Before each tick, :meth:`NodeRules.catch_up` reads what other processes stored for the
+ticking models since the last tick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select
+
+from anju.alerts import config as alert_config
+from anju.alerts.facts import Facts, History, SqlFacts, SqlHistory, stored_seen
+from anju.alerts.model import AlertDraft, Seen
+from anju.alerts.rules import MODELS, AlertModel
+from anju.alerts.rules.base import ModelParams, RuleCtx
+from anju.core.db import utcnow
+from anju.core.scope import Actor
+from anju.events.models import StoredEvent
+from anju.org.models import Level, OrgUnit
+
+log = logging.getLogger(__name__)
+
+Configs = Callable[[int], Mapping[str, ModelParams]]
+REPLAY_LIMIT = 200_000  # newest events replayed at most, per model, on start
+CATCH_UP_MARGIN = dt.timedelta(minutes=2)  # transactions commit a little after receiving
+
+
+class Engine:
+    """The enabled models of each community, fed events and ticks; returns drafts."""
+
+    def __init__(
+        self,
+        *,
+        facts: Facts,
+        history: History,
+        configs: Configs,
+        models: Iterable[AlertModel] | None = None,
+        tz: ZoneInfo | str = "Asia/Shanghai",
+    ) -> None:
+        self.facts = facts
+        self.history = history
+        self.configs = configs
+        self.models = {m.code: m for m in (models if models is not None else default_models())}
+        self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
+        self.by_kind: dict[str, list[AlertModel]] = {}
+        for model in self.models.values():
+            for kind in model.kinds:
+                self.by_kind.setdefault(kind, []).append(model)
+        self._defaults = {code: m.Params() for code, m in self.models.items()}
+        self.states: dict[tuple[int, str], dict[str, Any]] = {}
+        self.failures: Counter[str] = Counter()  # model code → exceptions since start
+        self._lock = threading.Lock()  # models' state is not thread-safe; their work is small
+
+    def on_events(self, events: Sequence[Seen], now: dt.datetime) -> list[AlertDraft]:
+        """Each event to the models that watch its kind, in order; their drafts."""
+        drafts: list[AlertDraft] = []
+        configs = self._prepare({e.community_id for e in events})
+        with self._lock:
+            for event in events:
+                models = self.by_kind.get(event.kind)
+                if not models:
+                    continue
+                event = self._placed(event)
+                for model in models:
+                    ctx = self._ctx(configs, event.community_id, model, now)
+                    if ctx is not None:
+                        drafts.extend(self._guarded(model, model.on_event, event, ctx))
+        return drafts
+
+    def on_tick(self, now: dt.datetime, communities: Iterable[int]) -> list[AlertDraft]:
+        """The passing of time, to every enabled model of each community."""
+        drafts: list[AlertDraft] = []
+        communities = list(communities)
+        configs = self._prepare(communities)
+        with self._lock:
+            for community in communities:
+                for model in self.models.values():
+                    ctx = self._ctx(configs, community, model, now)
+                    if ctx is not None:
+                        drafts.extend(self._guarded(model, model.on_tick, now, ctx))
+        return drafts
+
+    def replay(self, events: Iterable[Seen], now: dt.datetime) -> int:
+        """Rebuild state from stored events (oldest first): each goes to the models whose
+        replay window covers it; drafts are dropped. Returns how many were fed."""
+        fed = 0
+        events = list(events)
+        configs = self._prepare({e.community_id for e in events})
+        with self._lock:
+            for event in events:
+                event = self._placed(event)
+                for model in self.by_kind.get(event.kind, ()):
+                    if model.replay is None or event.at < now - model.replay:
+                        continue
+                    ctx = self._ctx(configs, event.community_id, model, event.at)
+                    if ctx is not None:
+                        self._guarded(model, model.on_event, event, ctx)
+                        fed += 1
+        return fed
+
+    def _placed(self, event: Seen) -> Seen:
+        """The event with its house filled in from its device's place when enrichment had
+        none (a home sensor known by unit and room only)."""
+        if event.house_id is not None:
+            return event
+        place = self.facts.place(event.device_id)
+        if place is None or place.house_id is None:
+            return event
+        return dataclasses.replace(event, house_id=place.house_id)
+
+    def _prepare(self, communities: Iterable[int]) -> dict[int, Mapping[str, ModelParams]]:
+        """Facts and configurations of a batch's communities, loaded (if need be) before
+        the lock is taken: a reload must not hold up other deliveries."""
+        communities = set(communities)
+        self.facts.warm(communities)
+        return {c: self.configs(c) for c in communities}
+
+    def _ctx(
+        self,
+        configs: Mapping[int, Mapping[str, ModelParams]],
+        community: int,
+        model: AlertModel,
+        now: dt.datetime,
+    ) -> RuleCtx | None:
+        params = configs[community].get(model.code) or self._defaults[model.code]
+        if not params.enabled:
+            return None
+        state = self.states.setdefault((community, model.code), {})
+        return RuleCtx(now, community, params, state, self.facts, self.history, self.tz)
+
+    def _guarded(
+        self, model: AlertModel, call: Callable[..., list[AlertDraft]], *args: Any
+    ) -> list[AlertDraft]:
+        try:
+            return list(call(*args))
+        except Exception:
+            # The event is stored already; one broken model must not stop the others.
+            self.failures[model.code] += 1
+            log.exception(
+                "alert model %s failed (%d failures so far)", model.code, self.failures[model.code]
+            )
+            return []
+
+
+def default_models() -> list[AlertModel]:
+    return [cls() for cls in MODELS.values()]
+
+
+def seen(stored_id: int, row: Any) -> Seen:
+    """A pipeline row (:class:`anju.events.pipeline.Row`) stored as ``stored_id``, as seen."""
+    e, device, found = row.event, row.device, row.enrichment
+    return Seen(
+        id=stored_id,
+        community_id=device.community_id,
+        device_id=device.id,
+        device_code=device.code,
+        device_kind=device.kind,
+        kind=e.kind.value,
+        at=e.at,
+        subject_type=e.subject.type.value if e.subject is not None else None,
+        subject_value=e.subject.value if e.subject is not None else None,
+        direction=e.direction.value if e.direction is not None else None,
+        value=e.value,
+        data=e.data,
+        person_id=found.person_id,
+        vehicle_id=found.vehicle_id,
+        house_id=found.house_id or device.house_id,
+        image=row.image,
+        history=e.history,
+    )
+
+
+# --- wiring into a node --------------------------------------------------------------
+
+
+class Sink(Protocol):
+    """Where drafts go: the alert service in production, a list in tests."""
+
+    def __call__(self, node: Any, drafts: list[AlertDraft], now: dt.datetime) -> None: ...
+
+
+SYSTEM = Actor.system("rules")
+
+
+def service_sink(node: Any, drafts: list[AlertDraft], now: dt.datetime) -> None:
+    """Raise or merge each draft through the alert service, in one transaction after the
+    events' own; a draft the service refuses is logged and the others still go in."""
+    from anju.alerts import notify, service  # they import the engine's package
+
+    notices = []
+    with node.unit_of_work(SYSTEM) as ctx:
+        for draft in drafts:
+            try:
+                with ctx.session.begin_nested():
+                    alert, created = service.raise_or_merge(ctx.session, draft, now)
+                    if created:
+                        notices.append(notify.notice_of(ctx.session, alert, "raised"))
+            except Exception:
+                log.exception(
+                    "alert service refused a %s draft (%s)", draft.model, draft.fingerprint
+                )
+    # Announced only once committed: the console live, then webhooks, sirens, e-mail.
+    notify.send(node, notices)
+
+
+class ConfigCache:
+    """Effective configurations per community, reloaded after ``ttl`` seconds (or at once
+    after a save in this process, :meth:`invalidate`)."""
+
+    def __init__(self, sessions: Any, ttl: float = 60.0) -> None:
+        self.sessions = sessions
+        self.ttl = ttl
+        self._cache: dict[int, tuple[float, dict[str, ModelParams]]] = {}
+
+    def __call__(self, community_id: int) -> Mapping[str, ModelParams]:
+        hit = self._cache.get(community_id)
+        if hit is None or time.monotonic() - hit[0] > self.ttl:
+            with self.sessions() as session:
+                hit = (time.monotonic(), alert_config.effective(session, community_id))
+            self._cache[community_id] = hit
+        return hit[1]
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+
+
+class NodeRules:
+    """The engine of one node process, built on first use (and state rebuilt then)."""
+
+    def __init__(self, sink: Sink = service_sink, ttl: float = 60.0) -> None:
+        self.sink = sink
+        self.ttl = ttl
+        self.engine: Engine | None = None
+        self.configs: ConfigCache | None = None
+        self.facts: SqlFacts | None = None
+        self._build = threading.Lock()
+        # Catching up on what other processes stored (see catch_up): the ticking models'
+        # inputs, and which of them this process fed itself lately.
+        self._watched: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())
+        self._fed: dict[int, float] = {}
+        self._caught_up: dt.datetime | None = None
+
+    @property
+    def failures(self) -> Mapping[str, int]:
+        """Exceptions per model code since the process started (for the console)."""
+        return dict(self.engine.failures) if self.engine is not None else {}
+
+    def on_stored(self, node: Any, stored: Sequence[tuple[int, Any]]) -> list[AlertDraft]:
+        """After an event transaction committed: run the models and store their drafts.
+        Never raises: the events are stored whatever happens here."""
+        if not stored:
+            return []
+        try:
+            engine = self.ready(node)
+            now = utcnow()
+            events = [seen(i, row) for i, row in stored]
+            self._note_fed(events)
+            drafts = engine.on_events(events, now)
+            if drafts:
+                self.sink(node, drafts, now)
+            return drafts
+        except Exception:
+            log.exception("rules engine failed on %d stored event(s)", len(stored))
+            return []
+
+    def tick(self, node: Any, now: dt.datetime) -> list[AlertDraft]:
+        """The minute's tick for every community; never raises."""
+        try:
+            engine = self.ready(node)
+            with node.sessions() as session:
+                communities = list(
+                    session.scalars(select(OrgUnit.id).where(OrgUnit.level == Level.COMMUNITY))
+                )
+            self.catch_up(node, engine, communities)
+            drafts = engine.on_tick(now, communities)
+            if drafts:
+                self.sink(node, drafts, now)
+            return drafts
+        except Exception:
+            log.exception("rules engine tick failed")
+            return []
+
+    def catch_up(self, node: Any, engine: Engine, communities: list[int]) -> int:
+        """Feed the ticking models what other processes stored since the last tick.
+
+        In the production shape events arrive in ``anju worker`` processes while the tick
+        runs beside the web server: an absence model there must still see the elderly
+        person's door open. Only the inputs of ticking models are read (devices in the
+        homes of the elderly living alone, patrol points, and those persons' own
+        passages), received since the last catch-up with a margin for late commits;
+        events this process fed itself are skipped. Their drafts are dropped: the process
+        that stored them ran the event models already.
+        """
+        assert self.facts is not None
+        devices: set[int] = set()
+        persons: set[int] = set()
+        for community in communities:
+            facts = self.facts.of(community)
+            homes = facts.elderly_alone(community)
+            persons.update(homes.values())
+            devices.update(d for d, p in facts.places.items() if p.house_id in homes)
+            devices.update(facts.devices_of(community, "patrol_point"))
+        self._watched = (frozenset(devices), frozenset(persons))
+        since, self._caught_up = self._caught_up, utcnow()
+        if since is None or not (devices or persons):
+            return 0
+        where = and_(
+            StoredEvent.received_at >= since - CATCH_UP_MARGIN,
+            or_(
+                StoredEvent.device_id.in_(sorted(devices) or [-1]),
+                StoredEvent.person_id.in_(sorted(persons) or [-1]),
+            ),
+        )
+        with node.sessions() as session:
+            missed = [e for e in stored_seen(session, where, REPLAY_LIMIT) if e.id not in self._fed]
+        horizon = time.monotonic() - 2 * CATCH_UP_MARGIN.total_seconds()
+        self._fed = {i: t for i, t in self._fed.items() if t > horizon}
+        self._fed.update((e.id, time.monotonic()) for e in missed)
+        return engine.replay(missed, utcnow()) if missed else 0
+
+    def _note_fed(self, events: list[Seen]) -> None:
+        """Remember the ids of ticking models' inputs fed here (catch_up skips them)."""
+        devices, persons = self._watched
+        if not devices and not persons:
+            return
+        stamp = time.monotonic()
+        for e in events:
+            if e.device_id in devices or e.person_id in persons:
+                self._fed[e.id] = stamp
+
+    def ready(self, node: Any) -> Engine:
+        """The engine, built and its state rebuilt from the event store on first use."""
+        if self.engine is not None:
+            return self.engine
+        with self._build:
+            if self.engine is None:
+                self.facts = SqlFacts(node.sessions, ttl=self.ttl)
+                self.configs = ConfigCache(node.sessions, ttl=self.ttl)
+                engine = Engine(
+                    facts=self.facts,
+                    history=SqlHistory(node.sessions),
+                    configs=self.configs,
+                    tz=node.settings.timezone,
+                )
+                started = utcnow()
+                rebuild(engine, node.sessions, started)
+                self._caught_up = started
+                self.engine = engine
+        return self.engine
+
+    def reload(self) -> None:
+        """Forget cached configuration and facts (after an edit in this process)."""
+        if self.configs is not None:
+            self.configs.invalidate()
+        if self.facts is not None:
+            self.facts.invalidate()
+
+
+def rebuild(engine: Engine, sessions: Any, now: dt.datetime) -> int:
+    """Replay the stored events the models' state is made of (see the module docstring)."""
+    windows = [(m.kinds, m.replay) for m in engine.models.values() if m.replay is not None]
+    if not windows:
+        return 0
+    where = or_(
+        *(
+            and_(StoredEvent.kind.in_(sorted(kinds)), StoredEvent.at >= now - replay)
+            for kinds, replay in windows
+        )
+    )
+    started = time.monotonic()
+    with sessions() as session:
+        newest = stored_seen(session, and_(where, StoredEvent.at <= now), REPLAY_LIMIT, newest=True)
+    fed = engine.replay(newest, now)
+    log.info(
+        "rules engine state rebuilt from %d stored event(s) in %.2f s",
+        fed,
+        time.monotonic() - started,
+    )
+    return fed

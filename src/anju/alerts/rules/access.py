@@ -1,0 +1,336 @@
+"""Models over who passes the doors: stranger loitering (长期徘徊), tailgating (尾随进入),
+suspicious entry (可疑人员进入) and abnormal night-time entries (夜间异常出入)."""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field
+
+from anju.alerts.model import AlertDraft, Seen, Severity
+from anju.alerts.rules.base import AlertModel, ModelParams, RuleCtx, Window, day_key, from_event
+
+GRANTED = frozenset(
+    {"access.face", "access.card", "access.qr", "access.fingerprint", "access.bluetooth",
+     "access.remote"}
+)  # fmt: skip
+NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
+CLOCK_SKEW = dt.timedelta(seconds=2)
+CREDENTIAL = GRANTED - {"access.remote", "access.qr"}  # a resident's own credential
+
+
+def door_of(event: Seen, ctx: RuleCtx) -> str:
+    """The door a device watches: gates' cameras and readers share their ``door``; a device
+    without one is a door of its own."""
+    place = ctx.facts.place(event.device_id)
+    if place is not None and place.door:
+        return f"{place.building or ''}/{place.unit or ''}/{place.door}"
+    return f"device:{event.device_id}"
+
+
+def _where(event: Seen, ctx: RuleCtx) -> str:
+    place = ctx.facts.place(event.device_id)
+    return place.words() if place else event.device_code
+
+
+def unregistered(event: Seen, ctx: RuleCtx) -> bool:
+    """Nobody the registry knows: no person (or vehicle) behind the subject, or a person of
+    another community."""
+    if event.subject_type == "plate":
+        return event.vehicle_id is None
+    if event.person_id is None:
+        return True
+    return not ctx.facts.is_registered(ctx.community_id, event.person_id)
+
+
+# --- stranger loitering -------------------------------------------------------------------
+
+
+class LoiteringParams(ModelParams):
+    severity: Severity = Severity.MEDIUM
+    min_sightings: int = Field(6, ge=2, le=1000, description="sightings within the window")
+    window_minutes: int = Field(60, gt=0, le=24 * 60, description="the window (minutes)")
+    pass_seconds: int = Field(
+        6, gt=0, le=120, description="a door used this soon after a capture explains it"
+    )
+    min_unexplained: int = Field(
+        4, ge=1, le=1000, description="of the sightings, how many no door use explains"
+    )
+
+
+class StrangerLoitering(AlertModel):
+    """The same unregistered MAC, plate or face seen again and again in a short time
+    without passing any door. A sighting followed within ``pass_seconds`` by a use of the
+    same door (a courier captured, then let in) is explained; it takes ``min_unexplained``
+    unexplained sightings, so doors busy with others do not hide a loiterer. Any access or
+    barrier event of the subject itself means it passed."""
+
+    code = "stranger_loitering"
+    name = "陌生人长期徘徊"
+    Params = LoiteringParams
+    SIGHT = frozenset({"wifi.probe", "capture.face", "capture.vehicle"})
+    PASS = GRANTED | {"access.denied", "vehicle.passed"}
+    kinds = SIGHT | PASS
+    replay = dt.timedelta(hours=24)
+
+    def on_event(self, event: Seen, ctx: RuleCtx) -> list[AlertDraft]:
+        p: LoiteringParams = ctx.config
+        window = dt.timedelta(minutes=p.window_minutes)
+        passed: dict[tuple[str, str], dt.datetime] = ctx.state.setdefault("passed", {})
+        uses: dict[str, list[dt.datetime]] = ctx.state.setdefault("uses", {})
+        seen: dict[tuple[str, str], list[tuple[dt.datetime, str]]] = ctx.state.setdefault(
+            "seen", {}
+        )
+        door = door_of(event, ctx)
+        key = (event.subject_type or "", (event.subject_value or "").upper())
+        if event.kind in self.PASS:
+            if key[1]:
+                passed[key] = max(event.at, passed.get(key, event.at))
+            times = uses.setdefault(door, [])
+            bisect.insort(times, event.at)
+            keep = bisect.bisect_left(times, times[-1] - window - dt.timedelta(minutes=5))
+            del times[:keep]
+            return []
+        if not key[1] or not unregistered(event, ctx):
+            return []
+        since = event.at - window
+        sightings = [(t, d) for t, d in seen.get(key, []) if t > since] + [(event.at, door)]
+        seen[key] = sightings
+        self._forget(ctx, since)
+        if len(sightings) < p.min_sightings:
+            return []
+        own = passed.get(key)
+        if own is not None and own > since:
+            return []
+        after = dt.timedelta(seconds=p.pass_seconds)
+        unexplained = sum(1 for t, d in sightings if not _used(uses.get(d, []), t, after))
+        if unexplained < p.min_unexplained:
+            return []
+        where = _where(event, ctx)
+        return [
+            self.draft(
+                ctx, f"{key[0]}:{key[1]}:{day_key(event.at, ctx.tz)}",
+                f"陌生对象徘徊：{key[1]} {p.window_minutes} 分钟内"
+                f"出现 {len(sightings)} 次（{where}）",
+                event.at, place=where, detail={"sightings": len(sightings)},
+                **from_event(event),
+            )
+        ]  # fmt: skip
+
+    def _forget(self, ctx: RuleCtx, since: dt.datetime) -> None:
+        """Drop subjects not seen within the window, now and then (bounded memory)."""
+        ctx.state["n"] = ctx.state.get("n", 0) + 1
+        if ctx.state["n"] % 1000:
+            return
+        seen = ctx.state["seen"]
+        for key in [k for k, sightings in seen.items() if sightings[-1][0] <= since]:
+            del seen[key]
+        passed = ctx.state["passed"]
+        for key in [k for k, at in passed.items() if at <= since]:
+            del passed[key]
+
+
+def _used(times: list[dt.datetime], at: dt.datetime, after: dt.timedelta) -> bool:
+    """Whether the sorted ``times`` hold a door use from just before ``at`` (clocks of
+    two devices differ) to ``after`` it: the captured person going through."""
+    i = bisect.bisect_left(times, at - CLOCK_SKEW)
+    return i < len(times) and times[i] <= at + after
+
+
+# --- tailgating ---------------------------------------------------------------------------
+
+
+class TailgatingParams(ModelParams):
+    severity: Severity = Severity.MEDIUM
+    seconds: int = Field(5, gt=0, le=60, description="around one opening, what counts with it")
+    settle_seconds: int = Field(
+        30, ge=0, le=600, description="wait for other devices' late batches before judging"
+    )
+
+
+class Tailgating(AlertModel):
+    """More people passed a door than it was opened for: distinct faces captured (or a
+    device's own head count) around an opening outnumber the openings. Judged once the
+    window after an opening and ``settle_seconds`` have passed, so a second person's own
+    credential, and the camera's batch delivered after the reader's, can arrive."""
+
+    code = "tailgating"
+    name = "尾随进入"
+    Params = TailgatingParams
+    kinds = GRANTED | {"capture.face", "access.denied", "door.opened"}
+
+    def on_event(self, event: Seen, ctx: RuleCtx) -> list[AlertDraft]:
+        if event.history or event.direction == "out":
+            return []
+        p: TailgatingParams = ctx.config
+        doors: dict[str, _Door] = ctx.state.setdefault("doors", {})
+        door = doors.setdefault(door_of(event, ctx), _Door())
+        if event.kind in GRANTED:
+            _add(door.grants, event.at, event)
+        elif event.kind == "capture.face" and event.subject_value:
+            _add(door.faces, event.at, event.subject_value)
+        elif event.kind == "access.denied" and event.subject_value:
+            _add(door.denied, event.at, event.subject_value)
+        out = self._judge(ctx, door, event.at, p)
+        persons = event.data.get("persons") or event.data.get("count")
+        if event.kind in GRANTED and isinstance(persons, int) and persons > 1:
+            out.append(self._alert(ctx, event, persons, 1))
+        return out
+
+    def on_tick(self, now: dt.datetime, ctx: RuleCtx) -> list[AlertDraft]:
+        out: list[AlertDraft] = []
+        for door in ctx.state.get("doors", {}).values():
+            out += self._judge(ctx, door, now, ctx.config)
+        return out
+
+    def _judge(
+        self, ctx: RuleCtx, door: _Door, now: dt.datetime, p: TailgatingParams
+    ) -> list[AlertDraft]:
+        """Judge, once, the door's openings whose window has passed; then forget what no
+        opening still to be judged can need. (An opening delivered after its time was
+        judged is not judged.)"""
+        w = dt.timedelta(seconds=p.seconds)
+        until = now - w - dt.timedelta(seconds=p.settle_seconds)
+        if until <= door.judged_to:
+            return []
+        out: list[AlertDraft] = []
+        first = bisect.bisect_right(door.grants, door.judged_to, key=_time)
+        last = bisect.bisect_left(door.grants, until, key=_time)
+        for at, grant in door.grants[first:last]:
+            denied = set(_near(door.denied, at, w))
+            faces = {f for f in _near(door.faces, at, w) if f not in denied}
+            grants = len(_near(door.grants, at, w))
+            if len(faces) > grants:
+                out.append(self._alert(ctx, grant, len(faces), grants))
+        door.judged_to = until
+        horizon = until - w
+        for items in (door.grants, door.faces, door.denied):
+            del items[: bisect.bisect_left(items, horizon, key=_time)]
+        return out
+
+    def _alert(self, ctx: RuleCtx, grant: Seen, people: int, openings: int) -> AlertDraft:
+        where = _where(grant, ctx)
+        return self.draft(
+            ctx, f"{door_of(grant, ctx)}:{grant.at.isoformat()}",
+            f"尾随进入：{where} 开门 {openings} 次通过 {people} 人", grant.at, place=where,
+            detail={"people": people, "openings": openings}, **from_event(grant),
+        )  # fmt: skip
+
+
+@dataclass
+class _Door:
+    """What one door saw lately, each list in time order."""
+
+    grants: list[tuple[dt.datetime, Seen]] = field(default_factory=list)
+    faces: list[tuple[dt.datetime, str]] = field(default_factory=list)
+    denied: list[tuple[dt.datetime, str]] = field(default_factory=list)
+    judged_to: dt.datetime = NEVER
+
+
+def _time(item: tuple[dt.datetime, Any]) -> dt.datetime:
+    return item[0]
+
+
+def _add(items: list[tuple[dt.datetime, Any]], at: dt.datetime, value: Any) -> None:
+    """Keep ``items`` in time order (devices deliver in their own batches)."""
+    if not items or items[-1][0] <= at:
+        items.append((at, value))
+    else:
+        items.insert(bisect.bisect_right(items, at, key=_time), (at, value))
+
+
+def _near(items: list[tuple[dt.datetime, Any]], at: dt.datetime, w: dt.timedelta) -> list[Any]:
+    """The values of the time-ordered ``items`` within ``w`` of ``at``."""
+    lo = bisect.bisect_left(items, at - w, key=_time)
+    hi = bisect.bisect_right(items, at + w, key=_time)
+    return [v for _t, v in items[lo:hi]]
+
+
+# --- suspicious entry ---------------------------------------------------------------------
+
+
+class SuspiciousParams(ModelParams):
+    severity: Severity = Severity.MEDIUM
+    device_kinds: tuple[str, ...] = Field(
+        ("unit_door",), description="which doors (device kinds) are watched"
+    )
+
+
+class SuspiciousEntry(AlertModel):
+    """Someone the registry does not know entering a building or unit door with a credential
+    of their own (an unknown card or face template, a person of another community). Visitor
+    passes and doors opened from a flat (intercom, app) are a resident's decision: not
+    suspicious."""
+
+    code = "suspicious_entry"
+    name = "可疑人员进入"
+    Params = SuspiciousParams
+    kinds = CREDENTIAL | {"door.forced"}
+
+    def on_event(self, event: Seen, ctx: RuleCtx) -> list[AlertDraft]:
+        p: SuspiciousParams = ctx.config
+        if event.history or event.direction == "out" or event.device_kind not in p.device_kinds:
+            return []
+        if event.kind != "door.forced" and not unregistered(event, ctx):
+            return []
+        where = _where(event, ctx)
+        who = event.subject_value or "未知"
+        what = "强行开门" if event.kind == "door.forced" else f"未登记人员进入 {who}"
+        return [
+            self.draft(
+                ctx, f"{event.device_id}:{who}:{day_key(event.at, ctx.tz)}",
+                f"可疑人员进入：{where} {what}", event.at, place=where, **from_event(event),
+            )
+        ]  # fmt: skip
+
+
+# --- night entries ------------------------------------------------------------------------
+
+
+class NightParams(ModelParams):
+    severity: Severity = Severity.LOW
+    night: Window = Field(
+        Window(start=dt.time(0, 30), end=dt.time(5, 0)), description="what counts as night"
+    )
+    min_nights: int = Field(3, ge=2, le=30, description="nights with an entry within the days")
+    days: int = Field(7, ge=1, le=30, description="the look-back (days)")
+
+
+class NightEntry(AlertModel):
+    """A registered person entering at night on several nights of a short period (one late
+    homecoming is normal; a pattern is worth a look)."""
+
+    code = "night_entry"
+    name = "夜间异常出入"
+    Params = NightParams
+    kinds = GRANTED
+    replay = dt.timedelta(days=30)
+
+    def on_event(self, event: Seen, ctx: RuleCtx) -> list[AlertDraft]:
+        p: NightParams = ctx.config
+        if event.history or event.person_id is None or event.direction == "out":
+            return []
+        if not p.night.contains(event.at, ctx.tz):
+            return []
+        # The night an entry belongs to is the local date at its start (after noon).
+        night = (event.at.astimezone(ctx.tz) - dt.timedelta(hours=12)).date()
+        nights: dict[int, set[dt.date]] = ctx.state.setdefault("nights", {})
+        recent = {
+            d for d in nights.get(event.person_id, set()) if d > night - dt.timedelta(days=p.days)
+        }
+        recent.add(night)
+        nights[event.person_id] = recent
+        if len(recent) < p.min_nights:
+            return []
+        name = ctx.facts.person_name(event.person_id) or f"人员{event.person_id}"
+        return [
+            self.draft(
+                ctx, str(event.person_id),
+                f"夜间频繁出入：{name} {p.days} 天内 {len(recent)} 晚", event.at,
+                place=_where(event, ctx), detail={"nights": sorted(d.isoformat() for d in recent)},
+                **from_event(event),
+            )
+        ]  # fmt: skip

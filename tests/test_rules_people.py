@@ -1,0 +1,237 @@
+"""Alert models over who passes doors and who lives where, with fakes and a fake clock:
+stranger loitering, tailgating, suspicious entry, night entries, unregistered rental
+occupants and group rentals — each with the look-alike normal behaviour that must not fire."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from anju.alerts.facts import MemoryFacts, Place
+from anju.alerts.model import Seen
+from anju.alerts.rules.access import NightEntry, StrangerLoitering, SuspiciousEntry, Tailgating
+from anju.alerts.rules.housing import GroupRental, RentalUnregistered
+from tests.test_rules import C, Harness, ev, local
+
+S = dt.timedelta(seconds=1)
+
+
+def gate_facts() -> MemoryFacts:
+    """An east gate: a face camera (1), an entry reader (2), an exit (3); a unit door (4)."""
+    return MemoryFacts(
+        places={
+            1: Place(1, "东门抓拍", "face_camera", door="东门"),
+            2: Place(2, "东门进", "face_gate", door="东门"),
+            3: Place(3, "东门出", "face_gate", door="东门"),
+            4: Place(4, "1单元门", "unit_door", building="1号楼", unit="1单元", door="单元门"),
+        },
+        members={C: {11, 12}},
+        names={11: "李四"},
+    )
+
+
+def test_a_stranger_seen_again_and_again_without_passing_loiters() -> None:
+    h = Harness(StrangerLoitering(), gate_facts())
+    t = local(3, 14)
+    drafts = []
+    for i in range(6):
+        drafts += h.event(ev("wifi.probe", t + i * 8 * 60 * S, device=1, subject_type="mac",
+                             subject_value="aa:bb:cc:dd:ee:01"))  # fmt: skip
+    [alert] = drafts
+    assert alert.subject_value == "aa:bb:cc:dd:ee:01" and alert.detail["sightings"] == 6
+
+
+def test_a_courier_who_passes_the_gate_each_time_does_not_loiter() -> None:
+    h = Harness(StrangerLoitering(), gate_facts())
+    t = local(3, 12)
+    for i in range(8):  # captured, then in through the gate with a visitor pass
+        at = t + i * 6 * 60 * S
+        assert h.event(ev("capture.face", at, device=1, subject_type="face",
+                          subject_value="courier-001")) == []  # fmt: skip
+        h.event(ev("access.qr", at + 3 * S, device=2, subject_type="qr", subject_value=f"V{i}"))
+
+
+def test_a_loiterer_at_a_busy_gate_is_still_found() -> None:
+    h = Harness(StrangerLoitering(), gate_facts())
+    t = local(3, 15)
+    drafts = []
+    for i in range(7):
+        at = t + i * 6 * 60 * S
+        if i % 3 == 0:  # residents happen to go through just then
+            h.event(ev("access.face", at + 3 * S, device=2, person_id=11, direction="in"))
+        h.event(ev("access.face", at + 60 * S, device=2, person_id=12, direction="in"))
+        drafts += h.event(ev("capture.face", at, device=1, subject_type="face",
+                             subject_value="loiter-001"))  # fmt: skip
+    assert [d.detail["sightings"] for d in drafts] == [6, 7]
+
+
+def test_a_capture_delivered_after_the_door_it_passed_still_counts_as_passing() -> None:
+    h = Harness(StrangerLoitering(), gate_facts())
+    t = local(3, 12)
+    for i in range(8):  # the reader's batch arrives before the camera's
+        at = t + i * 6 * 60 * S
+        h.event(ev("access.remote", at + 4 * S, device=2, data={"method": "intercom"}))
+        assert h.event(ev("capture.face", at, device=1, subject_type="face",
+                          subject_value="courier-002")) == []  # fmt: skip
+
+
+def test_a_registered_resident_and_slow_repeats_do_not_loiter() -> None:
+    h = Harness(StrangerLoitering(), gate_facts())
+    t = local(3, 12)
+    for i in range(10):
+        assert h.event(ev("wifi.probe", t + i * 5 * 60 * S, device=1, subject_type="mac",
+                          subject_value="11:11", person_id=11)) == []  # fmt: skip
+        # A stranger's phone going past once every two hours: 10 times a day, never 6 an hour.
+        assert h.event(ev("wifi.probe", t + i * 7200 * S, device=1, subject_type="mac",
+                          subject_value="22:22")) == []  # fmt: skip
+
+
+def test_two_faces_through_one_opening_is_tailgating() -> None:
+    h = Harness(Tailgating(), gate_facts())
+    t = local(3, 9)
+    h.event(ev("capture.face", t, device=1, subject_type="face", subject_value="f1"))
+    h.event(ev("access.face", t + 2 * S, device=2, subject_type="person", subject_value="11",
+               person_id=11, direction="in"))  # fmt: skip
+    h.event(ev("capture.face", t + 4 * S, device=1, subject_type="face", subject_value="f2"))
+    assert h.tick(t + 30 * S) == []  # other devices' batches may still come
+    [alert] = h.tick(t + 40 * S)
+    assert alert.detail == {"people": 2, "openings": 1}
+    assert h.tick(t + 90 * S) == []  # judged once
+
+
+def test_tailgating_is_judged_whatever_order_the_devices_deliver_in() -> None:
+    h = Harness(Tailgating(), gate_facts())
+    t = local(3, 9)
+    # The reader's batch first (its opening and a later one), then the camera's.
+    h.event(ev("access.card", t + 2 * S, device=2, person_id=11, direction="in"))
+    h.event(ev("access.card", t + 20 * S, device=2, person_id=12, direction="in"))
+    for second, face in ((0, "f1"), (4, "f2"), (19, "f3")):
+        h.event(ev("capture.face", t + second * S, device=1, subject_type="face",
+                   subject_value=face))  # fmt: skip
+    [alert] = h.tick(t + 2 * 60 * S)
+    assert alert.at == t + 2 * S and alert.detail == {"people": 2, "openings": 1}
+
+
+def test_two_people_each_with_their_own_credential_and_a_turned_away_visitor_are_fine() -> None:
+    h = Harness(Tailgating(), gate_facts())
+    t = local(3, 9)
+    out = []
+    for i, face in enumerate(("f1", "f2")):
+        out += h.event(ev("capture.face", t + i * 2 * S, device=1, subject_type="face",
+                          subject_value=face))  # fmt: skip
+        out += h.event(ev("access.card", t + (i * 2 + 1) * S, device=2, subject_type="card",
+                          subject_value=f"C{i}", person_id=11 + i, direction="in"))  # fmt: skip
+    # A visitor captured and refused at the same moment as a resident's opening.
+    out += h.event(ev("capture.face", t + 60 * S, device=1, subject_type="face",
+                      subject_value="guest"))  # fmt: skip
+    out += h.event(ev("access.denied", t + 61 * S, device=2, subject_type="face",
+                      subject_value="guest"))  # fmt: skip
+    out += h.event(ev("access.face", t + 62 * S, device=2, person_id=12, direction="in"))
+    out += h.tick(t + 5 * 60 * S)
+    assert out == []
+
+
+def test_a_device_head_count_above_one_is_tailgating_at_once() -> None:
+    h = Harness(Tailgating(), gate_facts())
+    [alert] = h.event(ev("access.card", local(3, 9), device=4, person_id=11,
+                         data={"persons": 3}))  # fmt: skip
+    assert alert.detail["people"] == 3
+
+
+def test_an_unknown_card_at_a_unit_door_is_a_suspicious_entry() -> None:
+    h = Harness(SuspiciousEntry(), gate_facts())
+    [alert] = h.event(ev("access.card", local(3, 23), device=4, device_kind="unit_door",
+                         subject_type="card", subject_value="FFFF0001"))  # fmt: skip
+    assert "1号楼 1单元 单元门" in alert.title
+    # A person of another community (known to the registry, not here) too.
+    assert h.event(ev("access.face", local(3, 23), device=4, device_kind="unit_door",
+                      person_id=99)) != []  # fmt: skip
+
+
+def test_residents_visitors_and_flat_openings_are_not_suspicious() -> None:
+    h = Harness(SuspiciousEntry(), gate_facts())
+    at = local(3, 20)
+    for e in (
+        ev("access.face", at, device=4, device_kind="unit_door", person_id=11),
+        ev("access.qr", at, device=4, device_kind="unit_door", subject_type="qr",
+           subject_value="V1"),
+        ev("access.remote", at, device=4, device_kind="unit_door", data={"method": "intercom"}),
+        ev("access.card", at, device=2, device_kind="face_gate", subject_type="card",
+           subject_value="FFFF0001"),  # a gate, not a building door (by default)
+        ev("access.card", at, device=4, device_kind="unit_door", subject_type="card",
+           subject_value="FFFF0002", direction="out"),
+    ):  # fmt: skip
+        assert h.event(e) == []
+
+
+def test_entries_on_several_nights_are_flagged_once_per_person() -> None:
+    h = Harness(NightEntry(), gate_facts())
+    assert h.event(ev("access.face", local(3, 1), device=2, person_id=11, direction="in")) == []
+    assert h.event(ev("access.face", local(4, 2), device=2, person_id=11, direction="in")) == []
+    [alert] = h.event(ev("access.face", local(6, 3), device=2, person_id=11, direction="in"))
+    assert alert.fingerprint == "night_entry:11" and len(alert.detail["nights"]) == 3
+
+
+def test_coming_home_late_now_and_then_is_normal() -> None:
+    h = Harness(NightEntry(), gate_facts())
+    for day in (1, 9, 17, 25):  # once a week or so
+        assert h.event(ev("access.face", local(day, 1), device=2, person_id=11)) == []
+    for day in range(1, 28):  # every evening before the night window
+        assert h.event(ev("access.face", local(day, 23, 50), device=2, person_id=12)) == []
+    assert h.event(ev("access.face", local(3, 2), device=3, person_id=12, direction="out")) == []
+
+
+# --- housing --------------------------------------------------------------------------------
+
+FLAT = 300
+
+
+def flat_facts(residents: set[int] | None = None) -> MemoryFacts:
+    return MemoryFacts(residents={FLAT: residents or {11}}, rented_houses={FLAT})
+
+
+def lock(at: dt.datetime, credential: str | None = None, person: int | None = None) -> Seen:
+    data = {"credential": credential} if credential else {}
+    return ev("lock.opened", at, device=5, house_id=FLAT, person_id=person, data=data)
+
+
+def test_a_new_occupant_not_reported_within_three_days() -> None:
+    h = Harness(RentalUnregistered(), flat_facts())
+    assert h.event(lock(local(3, 19), "pin-7")) == []
+    assert h.event(lock(local(4, 19), "pin-7")) == []
+    assert h.event(lock(local(5, 19), "pin-7")) == []
+    [alert] = h.event(lock(local(6, 19, 30), "pin-7"))
+    assert alert.fingerprint == f"rental_unregistered:{FLAT}:credential:pin-7"
+    assert alert.detail["uses"] == 4
+
+
+def test_residents_and_a_weekend_guest_are_not_unregistered_occupants() -> None:
+    h = Harness(RentalUnregistered(), flat_facts())
+    for day in range(1, 20):
+        assert h.event(lock(local(day, 18), person=11)) == []
+    assert h.event(lock(local(7, 20), "guest-pin")) == []
+    assert h.event(lock(local(8, 21), "guest-pin")) == []
+    # A flat that is not rented out is not watched by default.
+    h2 = Harness(RentalUnregistered(), MemoryFacts(residents={FLAT: {11}}))
+    for day in range(1, 8):
+        assert h2.event(lock(local(day, 18), "pin-9")) == []
+
+
+def test_many_different_openers_of_a_small_household_is_a_group_rental() -> None:
+    h = Harness(GroupRental(), flat_facts({11, 12}))
+    out = []
+    for n in range(7):
+        out += h.event(lock(local(3 + n % 5, 8 + n), f"pin-{n}"))
+    # The sixth opener made it (6 > 2 × 2); the seventh's draft merges into the same alert.
+    assert [d.detail["users"] for d in out] == [6, 7]
+    assert out[0].detail["household"] == 2 and out[0].fingerprint == out[1].fingerprint
+
+
+def test_a_family_with_visiting_relatives_is_no_group_rental() -> None:
+    h = Harness(GroupRental(), flat_facts({11, 12, 13}))
+    out = []
+    for day in range(1, 30):
+        for person in (11, 12, 13):
+            out += h.event(lock(local(day, 18), person=person))
+        if day % 10 == 0:  # grandparents, then a cousin, a cleaner: spread over weeks
+            out += h.event(lock(local(day, 10), f"visitor-{day}"))
+    assert out == []
