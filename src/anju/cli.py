@@ -316,6 +316,7 @@ def main() -> None:
 
 
 # The command groups of other slices (imported last: they import this module's helpers).
+from anju.alerts.evaluate import evaluate_command  # noqa: E402
 from anju.audit.cli import app as audit_app  # noqa: E402
 from anju.devices.cli import app as devices_app  # noqa: E402
 from anju.events.retention_cli import app as retention_app  # noqa: E402
@@ -327,6 +328,7 @@ from anju.users_cli import app as users_app  # noqa: E402
 
 app.command("import")(import_command)
 app.command("export")(export_command)
+app.command("evaluate")(evaluate_command)
 app.add_typer(sim_app, name="sim")
 app.add_typer(users_app, name="user")
 app.add_typer(org_app, name="org")
