@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from anju.alerts.models import Alert
+from anju.alerts.watchlist import WatchEntry
 from anju.bootstrap import Node, bootstrap, initialise
 from anju.devices.models import DeviceKind
 from anju.events import wire
@@ -305,6 +307,34 @@ def test_the_demo_life_thread_keeps_the_console_alive(app_node: Node, community:
     assert life.tally.total("accepted") >= 50
     assert life.tally.total("rejected") == life.tally.total("failed") == 0
     assert stored(app_node) >= before + 50
+
+
+PLANTED_ONLY = {"key_person", "controlled_list"}
+
+
+def test_the_demo_life_plants_anomalies_the_alert_models_find(
+    app_node: Node, community: str
+) -> None:
+    """The demo's life plants every model's scenario (a key person's passages, a stolen
+    plate, a smoke alarm, an SOS ...), watchlist entries included, so list models fire."""
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=36)
+    with live_server(app_node) as base:
+        life = LifeThread(
+            app_node, base, community=community, seed=9, speed=100_000, start=start,
+            anomalies=True,
+        )  # fmt: skip
+        life.start()
+        deadline = time.monotonic() + 90
+        models: set[str] = set()
+        while not models & PLANTED_ONLY and time.monotonic() < deadline:
+            time.sleep(1)
+            with app_node.unit_of_work() as ctx:
+                models = set(ctx.session.scalars(select(Alert.model).distinct()))
+        life.stop()
+    with app_node.unit_of_work() as ctx:
+        listed = ctx.session.scalars(select(WatchEntry.list_kind)).all()
+    assert listed, "the scenario's watchlist entries were registered"
+    assert models & PLANTED_ONLY, models  # plain life never names a watched person or plate
 
 
 def _broker_listening() -> bool:

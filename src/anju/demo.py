@@ -122,6 +122,8 @@ def start_life(node: Node, base_url: str, *, seed: int, speed: float = 3600.0) -
     them as fast as it can) and then keeps time with the clock, as real devices would.
     """
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per batch
-    thread = LifeThread(node, base_url, community=DEMO_CODE, seed=seed, speed=speed)
+    # With every alert model's anomaly planted over its first days, so the alert centre has
+    # something of each kind to take through the loop.
+    thread = LifeThread(node, base_url, community=DEMO_CODE, seed=seed, speed=speed, anomalies=True)
     thread.start()
     return thread

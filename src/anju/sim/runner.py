@@ -15,11 +15,15 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from anju.bootstrap import Node
 from anju.sim.life import Day, Life, SimEvent, World, by_device, load_world, provision_people
 from anju.sim.senders import HttpSender, Sender, Tally, issue_device_credentials
+
+if TYPE_CHECKING:
+    from anju.sim.anomalies import Scenario
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +77,12 @@ def run_paced(
     until: dt.datetime | None = None,
     tick: float = 1.0,
     clock: Clock = _utcnow,
+    events_of: Callable[[dt.date], Sequence[SimEvent]] | None = None,
 ) -> dt.datetime:
     """Send events as a clock ``speed`` times faster than real passes them, from ``start``
-    until ``until`` (or for ever) or ``stop`` is set; returns the simulated time reached."""
+    until ``until`` (or for ever) or ``stop`` is set; returns the simulated time reached.
+    ``events_of(date)`` gives a day's events (default: the life's own day)."""
+    events_of = events_of or (lambda date: life.day(date).events)
     pending: deque[SimEvent] = deque()
     next_day = start.astimezone(life.tz).date()
     began = time.monotonic()
@@ -85,7 +92,7 @@ def run_paced(
         if until is not None:
             target = min(target, until)
         while dt.datetime.combine(next_day, dt.time(), life.tz) <= target:
-            pending.extend(e for e in life.day(next_day).events if e.at >= start)
+            pending.extend(e for e in events_of(next_day) if e.at >= start)
             next_day += dt.timedelta(days=1)
         due: list[SimEvent] = []
         while pending and pending[0].at < target:
@@ -111,8 +118,10 @@ class LifeThread:
         seed: int = 1,
         speed: float = 60.0,
         start: dt.datetime | None = None,
+        anomalies: bool = False,
     ) -> None:
         self.node = node
+        self.anomalies = anomalies
         self.base_url = base_url
         self.community = community
         self.seed = seed
@@ -131,6 +140,26 @@ class LifeThread:
         self.stop_event.set()
         self.thread.join(timeout)
 
+    def _with_anomalies(
+        self, life: Life, start: dt.datetime
+    ) -> Callable[[dt.date], Sequence[SimEvent]]:
+        """The days from ``start`` to the day after tomorrow with every alert model's
+        anomaly planted (``anju.sim.anomalies``, the scenarios ``anju evaluate`` scores),
+        so the demo's alert centre has something of each kind; plain life after that."""
+        from anju.sim.anomalies import merged, plant
+
+        first = start.astimezone(life.tz).date()
+        days = list(life.days(first, first + dt.timedelta(days=3)))
+        community_id = community_id_of(self.node, self.community)
+        scenario = plant(life, days, community_id)
+        register_watches(self.node, community_id, scenario)
+        self.node.rules.reload()  # the models see the new list entries from the first event
+        by_date: dict[dt.date, list[SimEvent]] = {}
+        for event in merged(days, scenario):
+            by_date.setdefault(event.at.astimezone(life.tz).date(), []).append(event)
+        log.info("simulator planted %d anomaly event(s) over %d days", len(scenario.events), 4)
+        return lambda date: by_date[date] if date in by_date else life.day(date).events
+
     def _run(self) -> None:
         try:
             world = prepare(self.node, self.community)
@@ -147,10 +176,59 @@ class LifeThread:
             start.isoformat(timespec="seconds"),
             self.base_url,
         )
+        life = Life(world, self.seed)
+        events_of = None
+        if self.anomalies:
+            try:
+                events_of = self._with_anomalies(life, start)
+            except Exception:  # plain days are still worth living
+                log.exception("simulator could not plant anomalies; living plain days")
         try:
-            run_paced(Life(world, self.seed), sender, start, self.speed, self.stop_event)
+            run_paced(life, sender, start, self.speed, self.stop_event, events_of=events_of)
         except Exception:
             log.exception("simulator stopped")
         finally:
             sender.close()
             log.info("simulator stopped: %s", self.tally.as_dict()["totals"])
+
+
+def community_id_of(node: Node, code: str) -> int:
+    """The id of the community with this code."""
+    from sqlalchemy import select
+
+    from anju.org.models import OrgUnit
+
+    with node.unit_of_work() as ctx:
+        community_id = ctx.session.scalar(select(OrgUnit.id).where(OrgUnit.code == code))
+    if community_id is None:
+        raise ValueError(f"no community {code}")
+    return int(community_id)
+
+
+def register_watches(node: Node, community_id: int, scenario: Scenario) -> None:
+    """Put the scenario's watchlist entries on the community's lists once (the key person,
+    the stolen plate)."""
+    from sqlalchemy import select
+
+    from anju.alerts.watchlist import MatchType, WatchEntry, WatchList, add_entry
+
+    with node.unit_of_work() as ctx:
+        for watch in scenario.watches:
+            known = ctx.session.scalar(
+                select(WatchEntry.id).where(
+                    WatchEntry.org_unit_id == community_id,
+                    WatchEntry.list_kind == WatchList(watch.list_kind),
+                    WatchEntry.match_type == MatchType(watch.match_type),
+                    WatchEntry.match_value == watch.value,
+                )
+            )
+            if known is None:
+                add_entry(
+                    ctx.session,
+                    org_unit_id=community_id,
+                    list_kind=WatchList(watch.list_kind),
+                    category=watch.category,
+                    reason="模拟演示",
+                    match_type=MatchType(watch.match_type),
+                    value=watch.value,
+                )
