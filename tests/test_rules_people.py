@@ -32,12 +32,24 @@ def gate_facts() -> MemoryFacts:
 def test_a_stranger_seen_again_and_again_without_passing_loiters() -> None:
     h = Harness(StrangerLoitering(), gate_facts())
     t = local(3, 14)
-    drafts = []
     for i in range(6):
-        drafts += h.event(ev("wifi.probe", t + i * 8 * 60 * S, device=1, subject_type="mac",
-                             subject_value="aa:bb:cc:dd:ee:01"))  # fmt: skip
-    [alert] = drafts
+        assert (
+            h.event(
+                ev(
+                    "wifi.probe",
+                    t + i * 8 * 60 * S,
+                    device=1,
+                    subject_type="mac",
+                    subject_value="aa:bb:cc:dd:ee:01",
+                )
+            )
+            == []
+        )  # judged on the tick
+    last = t + 40 * 60 * S
+    assert h.tick(last + 10 * S) == []  # other devices' batches may still come
+    [alert] = h.tick(last + 40 * S)
     assert alert.subject_value == "aa:bb:cc:dd:ee:01" and alert.detail["sightings"] == 6
+    assert h.tick(last + 100 * S) == []  # judged once
 
 
 def test_a_courier_who_passes_the_gate_each_time_does_not_loiter() -> None:
@@ -45,9 +57,29 @@ def test_a_courier_who_passes_the_gate_each_time_does_not_loiter() -> None:
     t = local(3, 12)
     for i in range(8):  # captured, then in through the gate with a visitor pass
         at = t + i * 6 * 60 * S
-        assert h.event(ev("capture.face", at, device=1, subject_type="face",
-                          subject_value="courier-001")) == []  # fmt: skip
+        h.event(ev("capture.face", at, device=1, subject_type="face",
+                   subject_value="courier-001"))  # fmt: skip
         h.event(ev("access.qr", at + 3 * S, device=2, subject_type="qr", subject_value=f"V{i}"))
+        assert h.tick(at + 60 * S) == []
+
+
+def test_a_courier_whose_gate_batch_arrives_after_the_cameras_does_not_loiter() -> None:
+    h = Harness(StrangerLoitering(), gate_facts())
+    t = local(3, 12)
+    drafts = []
+    for i in range(8):  # the camera delivers its captures first ...
+        drafts += h.event(ev("capture.face", t + i * 6 * 60 * S, device=1, subject_type="face",
+                             subject_value="courier-003"))  # fmt: skip
+    for i in range(8):  # ... the gate its remote openings a few seconds later
+        drafts += h.event(ev("access.remote", t + i * 6 * 60 * S + 3 * S, device=2))
+    drafts += h.tick(t + 8 * 6 * 60 * S)
+    assert drafts == []
+    # As many captures between the openings, no gate use behind them, are a loiterer.
+    for i in range(8):
+        h.event(ev("capture.face", t + i * 6 * 60 * S + 180 * S, device=1, subject_type="face",
+                   subject_value="loiter-003"))  # fmt: skip
+    [alert] = h.tick(t + 8 * 6 * 60 * S + 240 * S)
+    assert alert.subject_value == "loiter-003"
 
 
 def test_a_loiterer_at_a_busy_gate_is_still_found() -> None:
@@ -59,8 +91,9 @@ def test_a_loiterer_at_a_busy_gate_is_still_found() -> None:
         if i % 3 == 0:  # residents happen to go through just then
             h.event(ev("access.face", at + 3 * S, device=2, person_id=11, direction="in"))
         h.event(ev("access.face", at + 60 * S, device=2, person_id=12, direction="in"))
-        drafts += h.event(ev("capture.face", at, device=1, subject_type="face",
-                             subject_value="loiter-001"))  # fmt: skip
+        h.event(ev("capture.face", at, device=1, subject_type="face",
+                   subject_value="loiter-001"))  # fmt: skip
+        drafts += h.tick(at + 60 * S)
     assert [d.detail["sightings"] for d in drafts] == [6, 7]
 
 
@@ -70,8 +103,9 @@ def test_a_capture_delivered_after_the_door_it_passed_still_counts_as_passing() 
     for i in range(8):  # the reader's batch arrives before the camera's
         at = t + i * 6 * 60 * S
         h.event(ev("access.remote", at + 4 * S, device=2, data={"method": "intercom"}))
-        assert h.event(ev("capture.face", at, device=1, subject_type="face",
-                          subject_value="courier-002")) == []  # fmt: skip
+        h.event(ev("capture.face", at, device=1, subject_type="face",
+                   subject_value="courier-002"))  # fmt: skip
+    assert h.tick(t + 8 * 6 * 60 * S) == []
 
 
 def test_a_registered_resident_and_slow_repeats_do_not_loiter() -> None:
@@ -83,6 +117,8 @@ def test_a_registered_resident_and_slow_repeats_do_not_loiter() -> None:
         # A stranger's phone going past once every two hours: 10 times a day, never 6 an hour.
         assert h.event(ev("wifi.probe", t + i * 7200 * S, device=1, subject_type="mac",
                           subject_value="22:22")) == []  # fmt: skip
+        assert h.tick(t + i * 7200 * S + 60 * S) == []
+    assert h.tick(t + 46 * 60 * S) == []  # the resident's ten within the hour: judged here
 
 
 def test_two_faces_through_one_opening_is_tailgating() -> None:

@@ -59,6 +59,9 @@ class LoiteringParams(ModelParams):
     min_unexplained: int = Field(
         4, ge=1, le=1000, description="of the sightings, how many no door use explains"
     )
+    settle_seconds: int = Field(
+        30, ge=0, le=600, description="wait for other devices' late batches before judging"
+    )
 
 
 class StrangerLoitering(AlertModel):
@@ -66,7 +69,9 @@ class StrangerLoitering(AlertModel):
     without passing any door. A sighting followed within ``pass_seconds`` by a use of the
     same door (a courier captured, then let in) is explained; it takes ``min_unexplained``
     unexplained sightings, so doors busy with others do not hide a loiterer. Any access or
-    barrier event of the subject itself means it passed."""
+    barrier event of the subject itself means it passed. Judged on the tick, once
+    ``settle_seconds`` have passed after a sighting: a gate's batch that reaches the node
+    after the camera's (each device delivers its own) still explains the capture."""
 
     code = "stranger_loitering"
     name = "陌生人长期徘徊"
@@ -98,27 +103,54 @@ class StrangerLoitering(AlertModel):
             return []
         since = event.at - window
         sightings = [(t, d) for t, d in seen.get(key, []) if t > since] + [(event.at, door)]
+        sightings.sort(key=lambda s: s[0])
         seen[key] = sightings
+        latest: dict[tuple[str, str], Seen] = ctx.state.setdefault("latest", {})
+        if key not in latest or latest[key].at <= event.at:
+            latest[key] = event
         self._forget(ctx, since)
-        if len(sightings) < p.min_sightings:
-            return []
-        own = passed.get(key)
-        if own is not None and own > since:
-            return []
+        return []
+
+    def on_tick(self, now: dt.datetime, ctx: RuleCtx) -> list[AlertDraft]:
+        """Judge each subject's sightings up to ``now - settle_seconds``: by then the door
+        uses that explain them have arrived, whichever device delivered first."""
+        p: LoiteringParams = ctx.config
+        until = now - dt.timedelta(seconds=p.settle_seconds)
+        window = dt.timedelta(minutes=p.window_minutes)
         after = dt.timedelta(seconds=p.pass_seconds)
-        unexplained = sum(1 for t, d in sightings if not _used(uses.get(d, []), t, after))
-        if unexplained < p.min_unexplained:
-            return []
-        where = _where(event, ctx)
-        return [
-            self.draft(
-                ctx, f"{key[0]}:{key[1]}:{day_key(event.at, ctx.tz)}",
-                f"陌生对象徘徊：{key[1]} {p.window_minutes} 分钟内"
-                f"出现 {len(sightings)} 次（{where}）",
-                event.at, place=where, detail={"sightings": len(sightings)},
-                **from_event(event),
-            )
-        ]  # fmt: skip
+        judged: dict[tuple[str, str], dt.datetime] = ctx.state.setdefault("judged", {})
+        uses: dict[str, list[dt.datetime]] = ctx.state.get("uses", {})
+        passed: dict[tuple[str, str], dt.datetime] = ctx.state.get("passed", {})
+        out: list[AlertDraft] = []
+        for key, all_sightings in ctx.state.get("seen", {}).items():
+            ready = [(t, d) for t, d in all_sightings if t <= until]
+            if not ready or ready[-1][0] <= judged.get(key, NEVER):
+                continue
+            last = ready[-1][0]
+            judged[key] = last
+            if last <= until - window:
+                continue  # replayed after a restart: judged then, or too old to act on
+            sightings = [(t, d) for t, d in ready if t > last - window]
+            if len(sightings) < p.min_sightings:
+                continue
+            own = passed.get(key)
+            if own is not None and own > last - window:
+                continue
+            unexplained = sum(1 for t, d in sightings if not _used(uses.get(d, []), t, after))
+            if unexplained < p.min_unexplained:
+                continue
+            event = ctx.state["latest"][key]
+            where = _where(event, ctx)
+            out.append(
+                self.draft(
+                    ctx, f"{key[0]}:{key[1]}:{day_key(last, ctx.tz)}",
+                    f"陌生对象徘徊：{key[1]} {p.window_minutes} 分钟内"
+                    f"出现 {len(sightings)} 次（{where}）",
+                    last, place=where, detail={"sightings": len(sightings)},
+                    **from_event(event),
+                )
+            )  # fmt: skip
+        return out
 
     def _forget(self, ctx: RuleCtx, since: dt.datetime) -> None:
         """Drop subjects not seen within the window, now and then (bounded memory)."""
@@ -128,6 +160,8 @@ class StrangerLoitering(AlertModel):
         seen = ctx.state["seen"]
         for key in [k for k, sightings in seen.items() if sightings[-1][0] <= since]:
             del seen[key]
+            ctx.state.get("latest", {}).pop(key, None)
+            ctx.state.get("judged", {}).pop(key, None)
         passed = ctx.state["passed"]
         for key in [k for k, at in passed.items() if at <= since]:
             del passed[key]
