@@ -3,20 +3,16 @@ the live stream of new alerts (SSE)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 
 from anju.alerts import notify, service, views
 from anju.alerts.models import Alert, AlertStep
 from anju.alerts.names import MODEL_NAMES
 from anju.core.errors import NotFound, PermissionDenied
-from anju.core.scope import communities_in_scope
+from anju.events import feed
 from anju.web.deps import ApiCsrfDep, ApiCtx, ClockDep, NodeDep
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -89,33 +85,10 @@ async def live(request: Request, ctx: ApiCtx, node: NodeDep) -> StreamingRespons
     if not ctx.actor.can("alert.view"):
         raise PermissionDenied("alert.view")
     police = ctx.actor.police
-    scope = (
-        None
-        if ctx.actor.org_path == "/"
-        else frozenset(ctx.session.scalars(select(communities_in_scope(ctx.actor).subquery().c.id)))
-    )
-    ctx.session.close()  # the stream lives long; don't hold a connection open for it
-    sub = node.alert_feed.subscribe(scope)
-
-    async def stream() -> AsyncIterator[str]:
-        try:
-            yield "retry: 3000\n\n"
-            while not await request.is_disconnected():
-                try:
-                    item = await asyncio.wait_for(sub.queue.get(), timeout=15)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                if item.get("police_only") and not police:
-                    continue
-                yield f"event: alert\ndata: {json.dumps(item, ensure_ascii=False)}\n\n"
-        finally:
-            node.alert_feed.unsubscribe(sub)
-
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    # The feed carries every alert of the caller's communities; police-only ones are
+    # dropped here for the others.
+    return feed.stream(
+        request, ctx, node.alert_feed, "alert", lambda item: police or not item.get("police_only")
     )
 
 

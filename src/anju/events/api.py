@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -20,7 +20,7 @@ from anju.auth import tokens as auth_tokens
 from anju.core.errors import PermissionDenied
 from anju.core.scope import Actor, communities_in_scope
 from anju.devices.models import Device
-from anju.events import service, wire
+from anju.events import feed, service, wire
 from anju.events.blobs import FolderBlobs
 from anju.events.model import Kind, Outcome
 from anju.events.pipeline import DeviceRef, Processed
@@ -312,32 +312,7 @@ async def live(request: Request, ctx: ApiCtx, node: NodeDep) -> StreamingRespons
     """Server-Sent Events: new events in your area as they are stored."""
     if not ctx.actor.can("event.view"):
         raise PermissionDenied("event.view")
-    scope = (
-        None
-        if ctx.actor.org_path == "/"
-        else frozenset(ctx.session.scalars(select(communities_in_scope(ctx.actor).subquery().c.id)))
-    )
-    ctx.session.close()  # the stream lives long; don't hold a connection open for it
-    sub = node.feed.subscribe(scope)
-
-    async def stream() -> AsyncIterator[str]:
-        try:
-            yield "retry: 3000\n\n"
-            while not await request.is_disconnected():
-                try:
-                    item = await asyncio.wait_for(sub.queue.get(), timeout=15)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                yield f"event: event\ndata: {json.dumps(item, ensure_ascii=False)}\n\n"
-        finally:
-            node.feed.unsubscribe(sub)
-
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return feed.stream(request, ctx, node.feed, "event")
 
 
 # --- vendor and carrier pushes ------------------------------------------------------------

@@ -8,10 +8,17 @@ receives only events of the communities in its scope.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy import select
+from starlette.responses import StreamingResponse
+
+from anju.core.scope import communities_in_scope
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +81,43 @@ class LiveFeed:
     def subscribers(self) -> int:
         with self._lock:
             return len(self._subscribers)
+
+
+def stream(
+    request: Any,
+    ctx: Any,
+    feed: LiveFeed,
+    event: str,
+    keep: Callable[[dict[str, Any]], bool] = lambda item: True,
+) -> StreamingResponse:
+    """A Server-Sent Events response of ``feed`` for the caller of ``ctx``: only their
+    communities, only items ``keep`` lets through, a keep-alive every 15 s. The request's
+    database session is closed first: the stream lives long and needs no connection."""
+    actor = ctx.actor
+    scope = (
+        None
+        if actor.org_path == "/"
+        else frozenset(ctx.session.scalars(select(communities_in_scope(actor).subquery().c.id)))
+    )
+    ctx.session.close()
+    sub = feed.subscribe(scope)
+
+    async def lines() -> AsyncIterator[str]:
+        try:
+            yield "retry: 3000\n\n"
+            while not await request.is_disconnected():
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), timeout=15)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if keep(item):
+                    yield f"event: {event}\ndata: {json.dumps(item, ensure_ascii=False)}\n\n"
+        finally:
+            feed.unsubscribe(sub)
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
