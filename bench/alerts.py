@@ -31,26 +31,23 @@ import json
 import multiprocessing
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 
 import httpx
-import psycopg
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import KEY, Site, make_events, prepare
+from ingest import Site, make_events, on_each_database, prepare
 from tests.live_server import live_server
 
 from anju.auth import tokens
 from anju.auth.models import TokenKind, User
-from anju.bootstrap import Node, bootstrap
-from anju.config import Settings
+from anju.bootstrap import Node
 from anju.registry import schemas
 from anju.registry import service as registry
 
@@ -204,30 +201,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.alarms * (args.seconds - 4) > DETECTORS:
         raise SystemExit(f"at most {DETECTORS} alarms: lower --alarms or --seconds")
-    if args.only != "postgresql":
-        with tempfile.TemporaryDirectory() as tmp:
-            node = bootstrap(Settings(data_dir=Path(tmp), secret_key=KEY))
-            try:
-                run(node, "SQLite", args)
-            finally:
-                node.dispose()
-    if args.only != "sqlite":
-        name = f"anju_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(args.pg, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        base = args.pg.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                node = bootstrap(
-                    Settings(data_dir=Path(tmp), secret_key=KEY, database_url=f"{base}/{name}")
-                )
-                try:
-                    run(node, "PostgreSQL", args)
-                finally:
-                    node.dispose()
-        finally:
-            with psycopg.connect(args.pg, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    on_each_database(args, run)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -377,6 +378,43 @@ def run(node: Node, label: str, args: argparse.Namespace) -> None:
         )
 
 
+def on_each_database(
+    args: argparse.Namespace, run: Callable[[Node, str, argparse.Namespace], None]
+) -> None:
+    """``run(node, label, args)`` on a node over SQLite in a temporary folder, then over a
+    throwaway PostgreSQL database made from ``args.pg`` (dropped afterwards); ``args.only``
+    picks one. The benches that compare the two databases share this."""
+    if args.only != "postgresql":
+        with tempfile.TemporaryDirectory() as tmp:
+            node = bootstrap(Settings(data_dir=Path(tmp), secret_key=KEY))
+            try:
+                run(node, "SQLite", args)
+            finally:
+                node.dispose()
+    if args.only == "sqlite":
+        return
+    name = f"anju_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(args.pg, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        print(f"PostgreSQL skipped: {exc}")
+        return
+    base = args.pg.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            node = bootstrap(
+                Settings(data_dir=Path(tmp), secret_key=KEY, database_url=f"{base}/{name}")
+            )
+            try:
+                run(node, "PostgreSQL", args)
+            finally:
+                node.dispose()
+    finally:
+        with psycopg.connect(args.pg, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -389,32 +427,7 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
     args = parser.parse_args()
-    if args.only != "postgresql":
-        with tempfile.TemporaryDirectory() as tmp:
-            node = bootstrap(Settings(data_dir=Path(tmp), secret_key=KEY))
-            try:
-                run(node, "SQLite", args)
-            finally:
-                node.dispose()
-    if args.only != "sqlite":
-        name = f"anju_bench_{uuid.uuid4().hex[:8]}"
-        try:
-            with psycopg.connect(args.pg, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-        except psycopg.Error as exc:
-            print(f"PostgreSQL skipped: {exc}")
-        else:
-            base = args.pg.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-            with tempfile.TemporaryDirectory() as tmp:
-                node = bootstrap(
-                    Settings(data_dir=Path(tmp), secret_key=KEY, database_url=f"{base}/{name}")
-                )
-                try:
-                    run(node, "PostgreSQL", args)
-                finally:
-                    node.dispose()
-                    with psycopg.connect(args.pg, autocommit=True) as conn:
-                        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    on_each_database(args, run)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process (server, clients and raw insert): {peak:.0f} MiB")
 

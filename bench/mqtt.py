@@ -44,7 +44,6 @@ import argparse
 import json
 import multiprocessing as mp
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -54,17 +53,15 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import psycopg
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import KEY, Site, make_events, prepare
+from ingest import Site, make_events, on_each_database, prepare
 
-from anju.bootstrap import Node, bootstrap
-from anju.config import Settings
+from anju.bootstrap import Node
 from anju.events.adapters.mqtt import BrokerUrl, MqttIngest
 from anju.events.models import StoredEvent
 from anju.org.models import OrgUnit
@@ -250,32 +247,7 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
     args = parser.parse_args()
-    if args.only != "postgresql":
-        with tempfile.TemporaryDirectory() as tmp:
-            node = bootstrap(Settings(data_dir=Path(tmp), secret_key=KEY))
-            try:
-                run(node, "SQLite", args)
-            finally:
-                node.dispose()
-    if args.only != "sqlite":
-        name = f"anju_bench_{uuid.uuid4().hex[:8]}"
-        try:
-            with psycopg.connect(args.pg, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-        except psycopg.Error as exc:
-            print(f"PostgreSQL skipped: {exc}")
-            return
-        base = args.pg.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-        with tempfile.TemporaryDirectory() as tmp:
-            node = bootstrap(
-                Settings(data_dir=Path(tmp), secret_key=KEY, database_url=f"{base}/{name}")
-            )
-            try:
-                run(node, "PostgreSQL", args)
-            finally:
-                node.dispose()
-                with psycopg.connect(args.pg, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    on_each_database(args, run)
 
 
 if __name__ == "__main__":
