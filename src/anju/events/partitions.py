@@ -124,6 +124,16 @@ def _create_month(conn: Connection, month: dt.date) -> str:
     return name
 
 
+def months_ended_by(conn: Connection, cutoff: dt.datetime) -> list[str]:
+    """The monthly partitions, oldest first, whose month ends on or before ``cutoff``."""
+    out = []
+    for month, name in sorted(monthly_partitions(conn).items()):
+        end = next_month(month)
+        if dt.datetime(end.year, end.month, end.day, tzinfo=dt.UTC) <= cutoff:
+            out.append(name)
+    return out
+
+
 def drop_partitions_before(conn: Connection, cutoff: dt.datetime) -> list[str]:
     """Detach and drop every monthly partition that ends on or before ``cutoff``; also delete
     DEFAULT's rows older than ``cutoff`` (else :func:`ensure_partitions` would bring their
@@ -132,10 +142,7 @@ def drop_partitions_before(conn: Connection, cutoff: dt.datetime) -> list[str]:
     if not is_partitioned(conn):
         return []
     dropped = []
-    for month, name in sorted(monthly_partitions(conn).items()):
-        end = next_month(month)
-        if dt.datetime(end.year, end.month, end.day, tzinfo=dt.UTC) > cutoff:
-            continue
+    for name in months_ended_by(conn, cutoff):
         conn.execute(text(f"ALTER TABLE {PARENT} DETACH PARTITION {name}"))
         conn.execute(text(f"DROP TABLE {name}"))
         log.info("dropped event partition %s", name)

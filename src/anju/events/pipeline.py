@@ -187,9 +187,6 @@ class Pipeline:
         processed.results = [r for r in results if r is not None]
         return processed
 
-    def _blob(self, data: bytes | None) -> str | None:
-        return self.blobs.put(data) if data else None
-
 
 def _health(event: Event) -> dict[str, float]:
     """Battery and signal a device reported with an event."""

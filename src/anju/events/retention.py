@@ -211,14 +211,7 @@ def drop_months_before(session: Session, cutoff: dt.datetime, now: dt.datetime) 
     partitions.ensure_partitions(conn, now)
     if not partitions.is_partitioned(conn):
         return Counter()
-    ends = {
-        name: dt.datetime(end.year, end.month, end.day, tzinfo=dt.UTC)
-        for name, end in (
-            (name, partitions.next_month(month))
-            for month, name in partitions.monthly_partitions(conn).items()
-        )
-    }
-    whole = [name for name, end in ends.items() if end <= cutoff]
+    whole = partitions.months_ended_by(conn, cutoff)
     counts: Counter[str] = Counter()
     for name in whole:
         rows = conn.execute(text(f"SELECT kind, count(*) FROM {name} GROUP BY kind"))

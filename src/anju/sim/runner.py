@@ -157,7 +157,9 @@ class LifeThread:
         by_date: dict[dt.date, list[SimEvent]] = {}
         for event in merged(days, scenario):
             by_date.setdefault(event.at.astimezone(life.tz).date(), []).append(event)
-        log.info("simulator planted %d anomaly event(s) over %d days", len(scenario.events), 4)
+        log.info(
+            "simulator planted %d anomaly event(s) over %d days", len(scenario.events), len(days)
+        )
         return lambda date: by_date[date] if date in by_date else life.day(date).events
 
     def _run(self) -> None:
