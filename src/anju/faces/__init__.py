@@ -1,0 +1,1 @@
+"""Faces: encoder, galleries, recognition, strangers (issue #6)."""
