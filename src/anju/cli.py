@@ -321,6 +321,7 @@ from anju.audit.cli import app as audit_app  # noqa: E402
 from anju.devices.cli import app as devices_app  # noqa: E402
 from anju.events.retention_cli import app as retention_app  # noqa: E402
 from anju.events.worker_cli import app as worker_app  # noqa: E402
+from anju.faces.cli import app as faces_app  # noqa: E402
 from anju.org.cli import app as org_app  # noqa: E402
 from anju.registry.transfer_cli import export_command, import_command  # noqa: E402
 from anju.sim.cli import app as sim_app  # noqa: E402
@@ -336,3 +337,4 @@ app.add_typer(devices_app, name="device")
 app.add_typer(audit_app, name="audit")
 app.add_typer(worker_app, name="worker")
 app.add_typer(retention_app, name="retention")
+app.add_typer(faces_app, name="faces")

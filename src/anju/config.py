@@ -129,11 +129,34 @@ class Settings(BaseSettings):
         description="Days event rows are kept ('anju retention run' deletes older ones); "
         "unset: kept for ever.",
     )
+    face_threshold: float = Field(
+        default=0.6,
+        gt=0,
+        le=2,
+        description="Largest encoding distance at which a face matches an enrolled person or "
+        "watchlist entry (dlib: 0.6; lower is stricter).",
+    )
+    face_stranger_threshold: float = Field(
+        default=0.55,
+        gt=0,
+        le=2,
+        description="Largest distance at which an unknown face joins an existing stranger "
+        "cluster instead of starting a new one (photos of one person measured 0.04-0.53 apart, "
+        "of different people 0.66 and more).",
+    )
+    face_stranger_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Days a stranger cluster with no new sighting is kept; "
+        "'anju retention run' deletes older ones with their encodings.",
+    )
     alert_webhooks: list[dict[str, str]] = Field(
         default_factory=list,
         description="Where alerts are posted, as JSON: "
         '[{"url": "https://…", "format": "json|dingtalk|wecom", "min_severity": "high"}] '
-        "(format json by default; min_severity low by default).",
+        "(format json by default; min_severity low by default; a DingTalk robot with "
+        '加签 security takes its "secret").',
         repr=False,
     )
     alert_smtp_url: str | None = Field(
@@ -173,7 +196,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"webhook {i}: format must be json, dingtalk or wecom")
             if hook.get("min_severity", "low") not in severities:
                 raise ValueError(f"webhook {i}: min_severity must be one of {severities}")
-            unknown = set(hook) - {"url", "format", "min_severity"}
+            unknown = set(hook) - {"url", "format", "min_severity", "secret"}
             if unknown:
                 raise ValueError(f"webhook {i}: unknown keys {sorted(unknown)}")
         return value

@@ -81,6 +81,10 @@ class Watched:
             return False
         if self.match_type == MatchType.PERSON:
             return event.person_id is not None and str(event.person_id) == self.value
+        if self.match_type == MatchType.FACE:
+            # Face recognition names the watched entries a face matched (anju.faces).
+            face = event.data.get("face")
+            return isinstance(face, dict) and self.entry_id in (face.get("watch") or ())
         value = (event.subject_value or "").upper()
         if self.match_type == MatchType.PLATE_PREFIX:
             return event.subject_type == "plate" and value.startswith(self.value)

@@ -83,6 +83,13 @@ AUDITED_TABLES = frozenset(
         # alert model settings and watchlists (who changed a threshold, who put whom on a list)
         "alert_configs",
         "watchlist_entries",
+        # where an account's alerts go (e-mail, SMS; the phone shows masked)
+        "alert_notify_prefs",
+        # faces: enrolled photos, officers' merge/split/link and "not this person" (vectors
+        # are binary, so redacted); the pipeline's own sightings write through the connection
+        "face_templates",
+        "stranger_clusters",
+        "face_rejections",
     }
 )
 # The log itself; console sessions and sign-in attempts (sign-ins are logged explicitly).
@@ -99,6 +106,10 @@ UNAUDITED_TABLES = frozenset(
         "alerts",
         "alert_evidence",
         "alert_steps",
+        # counters bumped on every gallery change: bookkeeping, not a change anyone made;
+        # the sealed probe of each recognised face event, written by the pipeline like events
+        "face_generations",
+        "face_probes",
     }
 )
 
@@ -111,6 +122,8 @@ NOISE_BY_TABLE: dict[str, frozenset[str]] = {
     "users": frozenset({"last_login_at", "totp_last_step"}),
     "api_tokens": frozenset({"last_used_at"}),
     "device_credentials": frozenset({"last_used_at"}),
+    # A stranger cluster seen again (the pipeline, through the connection).
+    "stranger_clusters": frozenset({"last_seen", "sightings"}),
     # Device health, kept by the event pipeline (through the connection, not the ORM).
     "devices": frozenset(
         {

@@ -44,6 +44,9 @@ PERMISSIONS: dict[str, str] = {
     "alert.close": "Close handled alerts",
     "alert.configure": "Configure the alert models of one's area (thresholds, windows, on/off)",
     "watchlist.manage": "Keep key-person and controlled watchlists (police only)",
+    "face.view": "See face matches, stranger clusters and their sightings",
+    "face.manage": "Enroll face photos, verify photo against ID, merge/split/link strangers",
+    "face.search": "Search by face photo, giving a reason (police only)",
 }
 
 REGISTRY_VIEW = [
@@ -80,24 +83,26 @@ ANALYST = [
 ALERT_ALL = ["alert.view", "alert.handle", "alert.dispatch", "alert.close"]
 ALERT_HANDLE = ["alert.view", "alert.handle"]
 RULES = ["alert.configure", "watchlist.manage"]  # alert model settings and watchlists (police)
+FACE_POLICE = ["face.view", "face.manage", "face.search"]
+FACE_PROPERTY = ["face.view", "face.manage"]
 
 # code, Chinese name, English name, police, permissions
 DEFAULT_ROLES: list[tuple[str, str, str, bool, list[str]]] = [
     ("admin", "系统管理员", "System admin", True, ["*"]),
-    ("city_analyst", "市局分析员", "City analyst", True, ANALYST),
+    ("city_analyst", "市局分析员", "City analyst", True, [*ANALYST, *FACE_POLICE]),
     (
         "district_analyst",
         "分局分析员",
         "District analyst",
         True,
-        [*ANALYST, "alert.dispatch", *RULES],
+        [*ANALYST, "alert.dispatch", *RULES, *FACE_POLICE],
     ),
     (
         "station_analyst",
         "派出所分析员",
         "Station analyst",
         True,
-        [*ANALYST, "alert.dispatch", *RULES],
+        [*ANALYST, "alert.dispatch", *RULES, *FACE_POLICE],
     ),
     (
         "officer",
@@ -118,6 +123,7 @@ DEFAULT_ROLES: list[tuple[str, str, str, bool, list[str]]] = [
             "trajectory.view",
             *ALERT_ALL,
             *RULES,
+            *FACE_POLICE,
         ],
     ),
     (
@@ -141,7 +147,15 @@ DEFAULT_ROLES: list[tuple[str, str, str, bool, list[str]]] = [
         "物业经理",
         "Property manager",
         False,
-        [*REGISTRY_VIEW, *REGISTRY_EDIT, "stats.view", "org.view", "event.view", *ALERT_ALL],
+        [
+            *REGISTRY_VIEW,
+            *REGISTRY_EDIT,
+            "stats.view",
+            "org.view",
+            "event.view",
+            *ALERT_ALL,
+            *FACE_PROPERTY,
+        ],
     ),
     (
         "property_staff",

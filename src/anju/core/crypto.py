@@ -61,6 +61,15 @@ class FieldCipher:
         nonce, body = blob[:NONCE_BYTES], blob[NONCE_BYTES:]
         return self._aead.decrypt(nonce, body, context.encode()).decode()
 
+    def encrypt_bytes(self, value: bytes, context: str) -> bytes:
+        """Encrypt binary data (a face encoding) like :meth:`encrypt`."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, value, context.encode())
+
+    def decrypt_bytes(self, blob: bytes, context: str) -> bytes:
+        nonce, body = blob[:NONCE_BYTES], blob[NONCE_BYTES:]
+        return self._aead.decrypt(nonce, body, context.encode())
+
     def lookup_hash(self, value: str, context: str) -> str:
         """Keyed hash of a normalised value, for exact-match search."""
         digest = hmac.new(self._mac_key, f"{context}\x00{value}".encode(), hashlib.sha256)

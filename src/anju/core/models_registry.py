@@ -7,6 +7,7 @@ from anju.audit import models as audit_models
 from anju.auth import models as auth_models
 from anju.devices import models as device_models
 from anju.events import models as event_models
+from anju.faces import models as face_models
 from anju.org import models as org_models
 from anju.registry import models as registry_models
 
@@ -18,6 +19,7 @@ __all__ = [
     "auth_models",
     "device_models",
     "event_models",
+    "face_models",
     "org_models",
     "registry_models",
 ]

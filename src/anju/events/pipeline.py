@@ -1,7 +1,9 @@
-"""The event pipeline: validate → de-duplicate → enrich → store → (after commit) publish.
+"""The event pipeline: validate → de-duplicate → (faces) → enrich → store → (after commit)
+publish.
 
 Plain Python over small interfaces (:class:`Devices`, :class:`Enricher`, :class:`Store`,
-:class:`Blobs`); the SQL implementations live in :mod:`anju.events.sql` and tests use fakes.
+:class:`Blobs`, optionally :class:`Recognizer`); the SQL implementations live in
+:mod:`anju.events.sql` (faces: :mod:`anju.faces.recognise`) and tests use fakes.
 Every outcome gets a :class:`Result`: a bad event never fails the good ones beside it.
 """
 
@@ -72,12 +74,36 @@ class Processed:
         return sum(1 for r in self.results if r.status == status)
 
 
+@dataclass(frozen=True)
+class Recognised:
+    """What the face step made of a face-bearing event: the event with ``data["face"]``
+    (and a stranger's subject), and the person it matched."""
+
+    event: Event
+    person_id: int | None = None
+
+
+class Recognizer(Protocol):
+    def recognise(self, items: Sequence[tuple[Event, DeviceRef]]) -> list[Recognised | None]:
+        """Each item recognised (None: no face to recognise); never raises for bad input."""
+        ...
+
+    def stored(self, ids: Sequence[int | None]) -> None:
+        """The stored id of each item :meth:`recognise` was given (None: not stored)."""
+        ...
+
+
 class Devices(Protocol):
     def find(self, codes: Collection[str]) -> dict[str, DeviceRef]: ...
 
 
 class Enricher(Protocol):
-    def enrich(self, items: Sequence[tuple[Event, DeviceRef]]) -> list[Enrichment]: ...
+    def enrich(
+        self, items: Sequence[tuple[Event, DeviceRef]], persons: Sequence[int | None] = ()
+    ) -> list[Enrichment]:
+        """Resolve each item; ``persons``, when given, names people already recognised
+        (by face) for items whose subject names none."""
+        ...
 
 
 class Blobs(Protocol):
@@ -111,6 +137,7 @@ class Pipeline:
     store: Store
     blobs: Blobs
     clock: Callable[[], dt.datetime]
+    faces: Recognizer | None = None  # face recognition, before enrichment
 
     def process(
         self,
@@ -155,7 +182,19 @@ class Pipeline:
             seen_keys.add(key)
             ready.append((i, outcome, device))
 
-        enrichments = self.enricher.enrich([(e, d) for _, e, d in ready]) if ready else []
+        persons: list[int | None] = []
+        if self.faces is not None and ready:
+            # Encoding happens here, before the store's first write takes the write lock.
+            recognised = self.faces.recognise([(e, d) for _, e, d in ready])
+            for k, found in enumerate(recognised):
+                if found is not None:
+                    ready[k] = (ready[k][0], found.event, ready[k][2])
+            persons = [found.person_id if found else None for found in recognised]
+        pairs = [(e, d) for _, e, d in ready]
+        if any(p is not None for p in persons):
+            enrichments = self.enricher.enrich(pairs, persons)
+        else:
+            enrichments = self.enricher.enrich(pairs) if ready else []
         rows = [
             Row(
                 event=event,
@@ -168,6 +207,8 @@ class Pipeline:
             for (_, event, device), enrichment in zip(ready, enrichments, strict=True)
         ]
         stored_ids = self.store.insert(rows) if rows else []
+        if self.faces is not None and ready:
+            self.faces.stored(stored_ids)
         processed = Processed(results=[])
         seen: dict[int, tuple[dt.datetime, int, dict[str, float]]] = {}
         for (i, event, device), row, stored_id in zip(ready, rows, stored_ids, strict=True):

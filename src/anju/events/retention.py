@@ -6,7 +6,9 @@ kind's retention (``ANJU_IMAGE_RETENTION_DAYS``, overridden per kind by
 deletes the blob files no event within retention still shows (blobs are content-addressed:
 two events may show one file). When ``ANJU_EVENT_RETENTION_DAYS`` is set, older event rows
 are deleted too, by :func:`delete_events_before` alone, so that PostgreSQL can later drop
-whole monthly partitions instead.
+whole monthly partitions instead. Faces: the sealed probe kept with a recognised face event
+goes with the event's image, and stranger clusters not seen for
+``ANJU_FACE_STRANGER_RETENTION_DAYS`` go with their encodings (:mod:`anju.faces.service`).
 
 Work goes in batches, each its own transaction; files are deleted inside the transaction
 that clears their references, before it commits (a failed commit leaves a reference to a
@@ -45,6 +47,7 @@ class Policy:
     image_days: int
     image_days_by_kind: Mapping[str, int] = field(default_factory=dict)
     event_days: int | None = None
+    stranger_days: int | None = None  # stranger clusters not seen for this long (None: kept)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Policy:
@@ -52,6 +55,7 @@ class Policy:
             image_days=settings.image_retention_days,
             image_days_by_kind=dict(settings.image_retention_by_kind),
             event_days=settings.event_retention_days,
+            stranger_days=settings.face_stranger_retention_days,
         )
 
     def event_cutoff(self, now: dt.datetime) -> dt.datetime | None:
@@ -93,6 +97,8 @@ class Report:
     files: int = 0  # blob files deleted
     bytes_freed: int = 0
     events: Counter[str] = field(default_factory=Counter)  # event rows deleted, per kind
+    strangers: int = 0  # stranger clusters deleted (with their encodings)
+    face_probes: int = 0  # sealed face encodings of events whose image went
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +109,8 @@ class Report:
             "bytes_freed": self.bytes_freed,
             "events": dict(sorted(self.events.items())),
             "events_total": sum(self.events.values()),
+            "strangers": self.strangers,
+            "face_probes": self.face_probes,
         }
 
 
@@ -114,6 +122,7 @@ def run(node: Any, policy: Policy, now: dt.datetime, *, dry_run: bool = False) -
     report = Report(dry_run=dry_run)
     blobs = FolderBlobs(node.settings.blob_dir)
     _purge_images(node, blobs, policy, now, report)
+    _purge_faces(node, policy, now, report)
     cutoff = policy.event_cutoff(now)
     if cutoff is not None and not dry_run:
         # PostgreSQL: whole months past the cutoff go as partitions (no row-by-row delete,
@@ -131,7 +140,7 @@ def run(node: Any, policy: Policy, now: dt.datetime, *, dry_run: bool = False) -
             report.events.update(deleted)
             if dry_run or sum(deleted.values()) < BATCH:
                 break
-    if not dry_run and (report.images or report.events):
+    if not dry_run and (report.images or report.events or report.strangers):
         with node.unit_of_work(ACTOR) as ctx:
             audit.record(
                 ctx.session,
@@ -142,15 +151,17 @@ def run(node: Any, policy: Policy, now: dt.datetime, *, dry_run: bool = False) -
                     "image_days": policy.image_days,
                     "image_days_by_kind": dict(policy.image_days_by_kind),
                     "event_days": policy.event_days,
+                    "stranger_days": policy.stranger_days,
                 },
             )
     log.info(
-        "retention%s: %d image(s), %d file(s), %d bytes, %d event row(s)",
+        "retention%s: %d image(s), %d file(s), %d bytes, %d event row(s), %d stranger(s)",
         " (dry run)" if dry_run else "",
         sum(report.images.values()),
         report.files,
         report.bytes_freed,
         sum(report.events.values()),
+        report.strangers,
     )
     return report
 
@@ -201,6 +212,26 @@ def _purge_images(
                 if freed:
                     report.files += 1
                     report.bytes_freed += freed
+
+
+def _purge_faces(node: Any, policy: Policy, now: dt.datetime, report: Report) -> None:
+    """Sealed face probes past their event kind's image retention; stranger clusters not
+    seen within ``stranger_days``."""
+    from anju.faces import service as faces
+    from anju.faces.models import FaceProbe
+
+    named, default = policy.image_cutoffs(now)
+    clauses = [and_(FaceProbe.kind == kind, FaceProbe.at < cut) for kind, cut in named.items()]
+    others = FaceProbe.at < default
+    if named:
+        others = and_(FaceProbe.kind.not_in(list(named)), others)
+    with node.unit_of_work(ACTOR) as ctx:
+        report.face_probes = faces.purge_probes(
+            ctx.session, or_(others, *clauses), dry_run=report.dry_run
+        )
+        if policy.stranger_days is not None:
+            cutoff = now - dt.timedelta(days=policy.stranger_days)
+            report.strangers = faces.purge_strangers(ctx.session, cutoff, dry_run=report.dry_run)
 
 
 def drop_months_before(session: Session, cutoff: dt.datetime, now: dt.datetime) -> Counter[str]:

@@ -22,8 +22,10 @@ def run_command(
         bool, typer.Option("--json", help="Print one JSON object (for scripts).")
     ] = False,
 ) -> None:
-    """Delete images older than their kind's retention and, when ANJU_EVENT_RETENTION_DAYS
-    is set, older events; print counts per kind and the bytes freed."""
+    """Delete images older than their kind's retention, stranger clusters not seen for
+    ANJU_FACE_STRANGER_RETENTION_DAYS (with their face encodings) and, when
+    ANJU_EVENT_RETENTION_DAYS is set, older events; print counts per kind and the bytes
+    freed."""
     from anju.cli import _node, configure_logging, settings_or_exit
     from anju.core.db import utcnow
     from anju.events import retention
@@ -47,6 +49,10 @@ def run_command(
     for kind in sorted(set(report.images) | set(report.events)):
         table.add_row(kind, str(report.images[kind]), str(report.events[kind]))
     console.print(table)
+    console.print(
+        f"stranger clusters deleted: {report.strangers}, "
+        f"face encodings of events deleted: {report.face_probes}"
+    )
     console.print(
         f"files deleted: {report.files}, bytes freed: {report.bytes_freed}"
         + ("" if policy.event_days else "; event rows are kept (ANJU_EVENT_RETENTION_DAYS unset)")

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from anju.audit import service as audit
 from anju.core.context import Ctx
 from anju.core.errors import NotFound, PermissionDenied, ValidationFailed
-from anju.core.scope import restrict
+from anju.core.scope import Actor, restrict
 from anju.devices.models import Device
 from anju.events import normalise
 from anju.events.blobs import FolderBlobs
@@ -141,13 +141,32 @@ def search(
         .limit(size)
         .offset((max(page, 1) - 1) * size)
     )
-    return with_person_names(ctx, [_from_row(r) for r in rows]), int(total or 0)
+    items = [for_actor(ctx.actor, _from_row(r)) for r in rows]
+    return with_person_names(ctx, items), int(total or 0)
 
 
 def trajectory(ctx: Ctx, f: EventFilter, limit: int = 2000) -> list[dict[str, Any]]:
     """Every sighting of one subject in a time range, oldest first, with place and device."""
     rows = ctx.session.execute(trajectory_query(ctx, f, limit))
-    return [_from_row(r) for r in rows]
+    return [for_actor(ctx.actor, _from_row(r)) for r in rows]
+
+
+def for_actor(actor: Actor, item: dict[str, Any]) -> dict[str, Any]:
+    """An event as ``actor`` may see it: how a face was matched (distance, stranger code)
+    only with ``face.view``, and that a face is on a watchlist only for the police — property
+    staff see the event, not that the police are looking for that face. Returns a copy when
+    something is taken out (the live feed hands the same item to every listener)."""
+    data = item.get("data")
+    face = data.get("face") if isinstance(data, dict) else None
+    if not isinstance(face, dict):
+        return item
+    if not actor.can("face.view"):
+        shown = {k: v for k, v in data.items() if k != "face"}  # type: ignore[union-attr]
+    elif "watch" in face and not actor.police:
+        shown = {**data, "face": {k: v for k, v in face.items() if k != "watch"}}  # type: ignore[dict-item]
+    else:
+        return item
+    return {**item, "data": shown}
 
 
 def with_person_names(ctx: Ctx, items: list[dict[str, Any]]) -> list[dict[str, Any]]:

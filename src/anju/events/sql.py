@@ -69,7 +69,9 @@ class SqlEnricher:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def enrich(self, items: Sequence[tuple[Event, DeviceRef]]) -> list[Enrichment]:
+    def enrich(
+        self, items: Sequence[tuple[Event, DeviceRef]], persons: Sequence[int | None] = ()
+    ) -> list[Enrichment]:
         wanted: set[tuple[int, str, str]] = set()
         plates: set[str] = set()
         for event, device in items:
@@ -110,7 +112,7 @@ class SqlEnricher:
             vehicles = {r[0]: (r[1], r[2]) for r in cars}
         out: list[Enrichment] = []
         person_ids: set[int] = set()
-        for event, device in items:
+        for index, (event, device) in enumerate(items):
             person_id = vehicle_id = None
             subject = event.subject
             if subject is not None and subject.type is SubjectType.PLATE:
@@ -124,6 +126,8 @@ class SqlEnricher:
                 person_id = people.get(
                     (device.community_id, CredentialKind.LOCK_CODE.value, credential)
                 )
+            if person_id is None and index < len(persons):
+                person_id = persons[index]  # recognised by face
             if person_id is not None:
                 person_ids.add(person_id)
             out.append(

@@ -158,6 +158,14 @@ class PersonService(EntityService[Person]):
                 chosen += [t for t in obj.tags if t.police_only and t not in chosen]
             obj.tags = chosen
 
+    def delete(self, ctx: Ctx, obj: Person) -> None:
+        """A deleted person's face templates go with them (the faces package builds on the
+        registry, so it is imported here, not the other way round)."""
+        from anju.faces.service import drop_person_templates
+
+        drop_person_templates(ctx.session, obj.id)
+        super().delete(ctx, obj)
+
     def find_by_id_number(self, ctx: Ctx, id_number: str) -> Person | None:
         """Exact lookup by full ID number, through the keyed hash (never a clear column)."""
         number = id_number.strip().upper()
