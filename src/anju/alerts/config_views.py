@@ -22,6 +22,7 @@ from anju.alerts.rules import MODELS
 from anju.core.context import Ctx
 from anju.core.errors import NotFound, PermissionDenied, ValidationFailed
 from anju.core.scope import org_units_in_scope
+from anju.faces import views as face_views
 from anju.org.models import OrgUnit
 from anju.web.deps import ConsoleCtx, CsrfDep, NodeDep
 from anju.web.templating import render
@@ -179,7 +180,7 @@ async def add_watch_entry(request: Request, ctx: ConsoleCtx, node: NodeDep) -> R
     try:
         unit = _unit(ctx, _int(form.get("org_unit_id"), "org_unit_id"))
         expires = str(form.get("expires_on") or "").strip()
-        watchlist.add_entry(
+        entry = watchlist.add_entry(
             ctx.session,
             org_unit_id=unit.id,
             list_kind=_choice(watchlist.WatchList, form.get("list_kind"), "list_kind"),
@@ -191,6 +192,31 @@ async def add_watch_entry(request: Request, ctx: ConsoleCtx, node: NodeDep) -> R
             owner_id=ctx.actor.user_id,
             expires_at=_expiry(expires, ctx.timezone) if expires else None,
         )
+        # A face entry's photos: enrolled with the entry, or the entry is not added either.
+        photos = await face_views.photos_of(form, "photos", required=False)
+        if photos and entry.match_type is watchlist.MatchType.FACE:
+            ctx.session.flush()
+            node.faces.enroll_watch(ctx, entry.id, photos)
+    except ValidationFailed as exc:
+        ctx.session.rollback()
+        return _watch_page(request, ctx, [(e.field, e.message) for e in exc.errors], 422)
+    node.rules.reload()
+    return RedirectResponse("/admin/watchlists", 303)
+
+
+@router.post("/admin/watchlists/{entry_id}/faces", dependencies=[CsrfDep])
+async def add_watch_faces(
+    request: Request, ctx: ConsoleCtx, node: NodeDep, entry_id: int
+) -> Response:
+    """Add face photos to a face entry (all of them or none)."""
+    _require_watch(ctx)
+    entry = ctx.session.get(watchlist.WatchEntry, entry_id)
+    if entry is None or entry.match_type is not watchlist.MatchType.FACE:
+        raise NotFound(f"watchlist face entry {entry_id}")
+    _unit(ctx, entry.org_unit_id)  # out of one's area: not found
+    form = await request.form()
+    try:
+        node.faces.enroll_watch(ctx, entry.id, await face_views.photos_of(form, "photos"))
     except ValidationFailed as exc:
         ctx.session.rollback()
         return _watch_page(request, ctx, [(e.field, e.message) for e in exc.errors], 422)

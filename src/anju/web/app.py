@@ -25,6 +25,8 @@ from anju.bootstrap import Node
 from anju.core.errors import NotFound, PermissionDenied, ValidationFailed, field_errors
 from anju.events import api as events_api
 from anju.events import views as event_views
+from anju.faces import api as faces_api
+from anju.faces import views as face_views
 from anju.org import views as org_views
 from anju.web import account, api, console, transfer_views
 from anju.web.deps import (
@@ -97,6 +99,8 @@ def create_app(node: Node, clock: Clock | None = None) -> FastAPI:
     app.include_router(alerts_api.router)
     app.include_router(alert_views.router)
     app.include_router(alert_config_views.router)
+    app.include_router(faces_api.router)
+    app.include_router(face_views.router)
     app.include_router(console.router)
 
     @app.middleware("http")
