@@ -39,6 +39,7 @@ class Rule:
     needs_person: bool = False
     body: Any = None
     skip: str | None = None  # covered by a dedicated test instead
+    action: str | None = None  # fills ``{action}`` in the path
 
 
 PUBLIC = Rule(None, public=True)
@@ -77,6 +78,8 @@ def _table() -> dict[tuple[str, str], Rule]:
         ),
         ("GET", "/account/totp"): Rule(None),
         ("POST", "/account/totp"): Rule(None, body={"action": "start"}),
+        ("GET", "/account/notifications"): Rule(None),
+        ("POST", "/account/notifications"): Rule(None, body={"min_severity": "high"}),
         ("GET", "/login/totp"): Rule(None, public=True, skip="needs a pending sign-in"),
         ("POST", "/login/totp"): Rule(None, public=True, skip="tested in test_auth"),
         ("GET", "/lang/{code}"): PUBLIC,
@@ -149,13 +152,21 @@ def _table() -> dict[tuple[str, str], Rule]:
         ("GET", "/alerts/{record_id}/photos/{step_id}/{index}"): Rule(
             "alert.view", record="alerts", skip="needs a feedback photo; tested in test_alerts_web"
         ),
+        # The transitions (one row per route here, the other actions in ALERT_ACTIONS):
+        # refusals by permission and scope; a step the state does not allow is a 422.
         ("POST", "/alerts/{record_id}/{action}"): Rule(
-            "alert.view", record="alerts", skip="state machine; tested in test_alerts_web"
+            "alert.view+alert.dispatch",
+            record="alerts",
+            action="dispatch",
+            body={"role": "officer"},
         ),
         ("GET", "/api/v1/alerts"): Rule("alert.view"),
         ("GET", "/api/v1/alerts/{record_id}"): Rule("alert.view", record="alerts"),
         ("POST", "/api/v1/alerts/{record_id}/{action}"): Rule(
-            "alert.view", record="alerts", skip="state machine; tested in test_alerts_web"
+            "alert.view+alert.dispatch",
+            record="alerts",
+            action="dispatch",
+            body={"role": "officer"},
         ),
         ("GET", "/api/v1/alerts/live"): Rule(
             "alert.view", skip="a stream; tested in test_alerts_web"
@@ -171,6 +182,57 @@ def _table() -> dict[tuple[str, str], Rule]:
         ),
         ("POST", "/admin/watchlists/{entry_id}/delete"): Rule(
             "watchlist.manage", skip="needs an entry; tested in test_engine"
+        ),
+        ("POST", "/admin/watchlists/{entry_id}/faces"): Rule(
+            "watchlist.manage", skip="needs a face entry; tested in test_faces_web"
+        ),
+        # Faces (人脸): a person's faces and 人证核验, search by photo (police), strangers.
+        # Uploads without a photo are refused (422) after the permission checks.
+        ("GET", "/people/{record_id}/faces"): Rule("person.view+face.view", record="people"),
+        ("POST", "/people/{record_id}/faces"): Rule(
+            "person.view+face.view+face.manage", record="people"
+        ),
+        ("POST", "/people/{record_id}/faces/remove"): Rule(
+            "person.view+face.view+face.manage", record="people"
+        ),
+        ("POST", "/people/{record_id}/faces/verify"): Rule(
+            "person.view+face.view+face.manage", record="people"
+        ),
+        ("GET", "/faces/search"): Rule("face.search"),
+        ("POST", "/faces/search"): Rule("face.search", body={"reason": "access matrix"}),
+        ("GET", "/faces/strangers"): Rule("face.view"),
+        ("GET", "/faces/strangers/{record_id}"): Rule(
+            "face.view", skip="needs a stranger cluster; tested in test_faces_web"
+        ),
+        ("POST", "/faces/strangers/{record_id}/{action}"): Rule(
+            "face.view+face.manage", skip="needs stranger clusters; tested in test_faces_web"
+        ),
+        ("GET", "/events/{record_id}/face"): Rule("event.view+face.view", record="events"),
+        ("POST", "/events/{record_id}/not-this-person"): Rule(
+            "event.view+face.view+face.manage",
+            record="events",
+            skip="needs a face-matched event; tested in test_faces_web",
+        ),
+        ("POST", "/api/v1/faces/search"): Rule("face.search"),
+        ("POST", "/api/v1/faces/verify"): Rule("face.manage"),
+        ("GET", "/api/v1/people/{record_id}/faces"): Rule("person.view+face.view", record="people"),
+        ("POST", "/api/v1/people/{record_id}/faces"): Rule(
+            "person.view+face.view+face.manage", record="people"
+        ),
+        ("DELETE", "/api/v1/people/{record_id}/faces"): Rule(
+            "person.view+face.view+face.manage", record="people"
+        ),
+        ("GET", "/api/v1/faces/strangers"): Rule("face.view"),
+        ("GET", "/api/v1/faces/strangers/{record_id}"): Rule(
+            "face.view", skip="needs a stranger cluster; tested in test_faces_web"
+        ),
+        ("POST", "/api/v1/faces/strangers/{record_id}/{action}"): Rule(
+            "face.view+face.manage", skip="needs stranger clusters; tested in test_faces_web"
+        ),
+        ("POST", "/api/v1/events/{record_id}/not-this-person"): Rule(
+            "event.view+face.view+face.manage",
+            record="events",
+            skip="needs a face-matched event; tested in test_faces_web",
         ),
         # Device and carrier pushes carry their own credentials (path, token, signature).
         ("POST", "/api/v1/ingest/hikvision/{credential}"): Rule(
@@ -212,6 +274,17 @@ def _table() -> dict[tuple[str, str], Rule]:
 
 
 TABLE = _table()
+# The other steps of the alert loop, on both transition routes (the table holds one per route).
+ALERT_ACTIONS = [
+    (("POST", path), Rule(perm, record="alerts", action=action, body=body))
+    for path in ("/alerts/{record_id}/{action}", "/api/v1/alerts/{record_id}/{action}")
+    for action, perm, body in (
+        ("acknowledge", "alert.view+alert.handle", None),
+        ("handle", "alert.view+alert.handle", {"feedback": "矩阵", "verdict": "true_alarm"}),
+        ("close", "alert.view+alert.close", None),
+        ("reopen", "alert.view+alert.dispatch", {"reason": "矩阵"}),
+    )
+]
 CALLERS = [*access_world.ROLE_CODES, "anonymous", "outsider"]
 
 
@@ -316,6 +389,7 @@ def _path(path: str, rule: Rule, world: access_world.World) -> str:
         .replace("{code}", "guard" if "/roles/" in path else "en")
         .replace("{user_id}", str(world.accounts["guard"].user_id))
         .replace("{unit_id}", str(world.units["OA"].id))
+        .replace("{action}", rule.action or "")
     )
 
 
@@ -326,7 +400,7 @@ def test_every_route_for(caller, matrix_app, world):
     headers = {"X-CSRF-Token": account.csrf} if account else {}
     wrong: list[str] = []
     with TestClient(matrix_app, cookies=cookies, follow_redirects=False) as client:
-        for (method, path), rule in sorted(TABLE.items()):
+        for (method, path), rule in [*sorted(TABLE.items()), *ALERT_ACTIONS]:
             if rule.skip:
                 continue
             url = _path(path, rule, world)

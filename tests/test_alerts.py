@@ -1,18 +1,24 @@
-"""The alert service on both databases: merging by fingerprint, the cooldown, the closed
-loop's every legal step and refusals, roles and scopes, and escalation with a fake clock."""
+"""The alert service on both databases: merging by fingerprint (also when processes race),
+the cooldown, the closed loop's every legal step and refusals, roles and scopes, escalation
+with a fake clock, and who a notice is for (configured recipients, preferences)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
+import threading
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from anju.alerts import escalation, service
+from anju.alerts import escalation, notify, service
 from anju.alerts.model import AlertDraft, AlertState, Severity, Verdict
-from anju.alerts.models import AlertEvidence
+from anju.alerts.models import Alert, AlertEvidence
 from anju.auth import service as auth_service
+from anju.auth.models import User
 from anju.core.context import Ctx
 from anju.core.errors import NotFound, PermissionDenied, ValidationFailed
 from tests import factories
@@ -279,3 +285,219 @@ def test_escalation_goes_up_one_level_per_deadline(ctx: Ctx, world: dict[str, An
 def test_deadlines_per_severity() -> None:
     assert service.deadline_for(Severity.CRITICAL) == dt.timedelta(minutes=5)
     assert service.deadline_for(Severity.LOW) == dt.timedelta(hours=4)
+
+
+# --- configured recipients (who gets it) ----------------------------------------------------
+
+
+def _prefs(ctx: Ctx, who: Ctx, **kw: Any) -> None:
+    values: dict[str, Any] = {
+        "min_severity": "low",
+        "console_sound": True,
+        "email": "",
+        "sms": False,
+        "phone": "",
+    }
+    values.update(kw)
+    user_id = who.actor.user_id
+    assert user_id is not None
+    notify.save_prefs(ctx.session, ctx.cipher, user_id, **values)
+
+
+def test_a_new_alert_goes_to_its_configured_recipients(ctx: Ctx, world: dict[str, Any]) -> None:
+    c = world["tree"].community.id
+    officer = ctx.session.get(User, world["officer"].actor.user_id)
+    assert officer is not None
+    quiet = as_user(ctx, c, "grid_worker")  # a second grid worker who wants only critical
+    _prefs(ctx, world["grid"], email="grid@example.org")
+    _prefs(ctx, world["officer"], sms=True, phone="13800138000")
+    _prefs(ctx, quiet, email="quiet@example.org", min_severity="critical")
+    recipients = ["grid_worker", f"user:{officer.username}", "mayor", "user:nobody"]
+    alert, created = service.raise_or_merge(
+        ctx.session, draft(c, detail={"recipients": recipients}), T0
+    )
+    assert created
+    # Dispatched at once to the first entry (a role code stands for its group); the
+    # officer is copied; entries naming nobody are skipped.
+    assert alert.state is AlertState.DISPATCHED and alert.assigned_role == "grid"
+    assert alert.dispatched_at == T0 and alert.assignee_id is None
+    step = service.steps(ctx.session, alert.id)[-1]
+    assert (step.action, step.note) == ("dispatched", f"→ 网格员\n抄送：{officer.display_name}")
+    # The grid worker it went to takes it on; the property staff may not.
+    with pytest.raises(ValidationFailed):
+        service.acknowledge(world["staff"], alert.id, T0)
+    notice = notify.notice_of(ctx.session, alert, "raised")
+    reached = {r.user_id: r for r in notice.recipients}
+    assert set(reached) == {world["grid"].actor.user_id, officer.id}  # quiet: below its least
+    assert reached[world["grid"].actor.user_id].email == "grid@example.org"
+    sealed = reached[officer.id].phone_sealed
+    assert sealed is not None and b"13800138000" not in sealed
+    assert ctx.cipher.decrypt(sealed, notify.PHONE_CONTEXT) == "13800138000"
+    assert "recipients" not in notice.as_item()  # never broadcast to the console feed
+    service.acknowledge(world["grid"], alert.id, T0)
+
+
+def test_police_only_alerts_go_to_police_recipients_only(ctx: Ctx, world: dict[str, Any]) -> None:
+    c = world["tree"].community.id
+    _prefs(ctx, world["property"], email="property@example.org")
+    _prefs(ctx, world["officer"], email="officer@example.org")
+    property_user = ctx.session.get(User, world["property"].actor.user_id)
+    assert property_user is not None
+    secret = draft(
+        c,
+        model="key_person",
+        fingerprint="kp:recipients",
+        police_only=True,
+        detail={"recipients": ["property", f"user:{property_user.username}", "officer"]},
+    )
+    alert, _ = service.raise_or_merge(ctx.session, secret, T0)
+    assert alert.state is AlertState.DISPATCHED and alert.assigned_role == "officer"
+    emails = {r.email for r in notify.notice_of(ctx.session, alert, "raised").recipients}
+    assert emails == {"officer@example.org"}
+
+
+def test_dispatch_and_escalation_notices_name_their_people(ctx: Ctx, world: dict[str, Any]) -> None:
+    t = world["tree"]
+    station_chief = as_user(ctx, t.station.id, "station_analyst")
+    _prefs(ctx, world["staff"], email="staff@example.org")
+    _prefs(ctx, world["property"], email="pm@example.org", min_severity="critical")
+    _prefs(ctx, station_chief, email="station@example.org")
+    alert, _ = service.raise_or_merge(ctx.session, draft(t.community.id, fingerprint="d"), T0)
+    assert notify.notice_of(ctx.session, alert, "raised").recipients == ()  # none configured
+    service.dispatch(world["officer"], alert.id, T0, role="property")
+    emails = {r.email for r in notify.notice_of(ctx.session, alert, "dispatch").recipients}
+    assert emails == {"staff@example.org"}  # the manager wants only critical ones
+    service.dispatch(world["officer"], alert.id, T0, user_id=world["grid"].actor.user_id)
+    _prefs(ctx, world["grid"], sms=True, phone="139 0013 9000")
+    [grid] = notify.notice_of(ctx.session, alert, "dispatch").recipients
+    assert grid.user_id == world["grid"].actor.user_id and grid.email is None
+    ctx.session.flush()
+    moved = escalation.escalate_due(ctx.session, T0 + dt.timedelta(hours=1))
+    assert alert in moved
+    emails = {r.email for r in notify.notice_of(ctx.session, alert, "escalated").recipients}
+    assert emails == {"station@example.org"}
+
+
+def test_preferences_are_checked_and_the_phone_sealed(ctx: Ctx, world: dict[str, Any]) -> None:
+    user_id = world["grid"].actor.user_id
+    assert user_id is not None
+    for bad, field in (
+        ({"email": "not-an-address"}, "email"),
+        ({"sms": True}, "phone"),
+        ({"phone": "12345"}, "phone"),
+        ({"min_severity": "extreme"}, "min_severity"),
+    ):
+        with pytest.raises(ValidationFailed) as refused:
+            _prefs(ctx, world["grid"], **bad)
+        assert refused.value.errors[0].field == field
+    _prefs(ctx, world["grid"], sms=True, phone="+86 138-0013-8000", min_severity="high")
+    pref = notify.prefs_of(ctx.session, user_id)
+    assert (pref.sms, pref.min_severity, pref.phone_masked) == (True, Severity.HIGH, "138****8000")
+    assert notify.open_phone(ctx.cipher, pref) == "13800138000"
+    sealed = pref.phone_enc
+    _prefs(ctx, world["grid"], sms=True, phone="13800138000", email="g@example.org")
+    assert pref.phone_enc == sealed  # unchanged number: not sealed anew (no audit noise)
+    _prefs(ctx, world["grid"])
+    assert pref.phone_enc is None and pref.email is None
+    loud = {"severity": "high", "sound": True}
+    assert notify.sounds_for(pref, loud)
+    _prefs(ctx, world["grid"], console_sound=False)
+    assert not notify.sounds_for(pref, loud)
+    _prefs(ctx, world["grid"], min_severity="critical")
+    assert not notify.sounds_for(pref, loud) and notify.sounds_for(
+        pref, {**loud, "severity": "critical"}
+    )
+
+
+# --- one open alert per fingerprint --------------------------------------------------------
+
+
+def test_reopening_gives_way_to_a_newer_open_alert(ctx: Ctx, world: dict[str, Any]) -> None:
+    c = world["tree"].community.id
+    old, _ = service.raise_or_merge(ctx.session, draft(c, fingerprint="twin"), T0)
+    _to_handled(ctx, world, old.id, T0)
+    service.close(world["officer"], old.id, T0)
+    late = T0 + dt.timedelta(hours=3)  # after the cooldown: a new alert
+    new, created = service.raise_or_merge(ctx.session, draft(c, fingerprint="twin", at=late), late)
+    assert created and new.id != old.id
+    with pytest.raises(ValidationFailed) as refused:
+        service.reopen(world["officer"], old.id, late, reason="再次发生")
+    assert refused.value.errors[0].message == service._NEWER_OPEN
+    # Repeats merge into the open one, not the closed one that came later in time.
+    again, created = service.raise_or_merge(
+        ctx.session, draft(c, fingerprint="twin", at=late), late
+    )
+    assert not created and again.id == new.id and again.count == 2
+
+
+def test_the_same_fingerprint_raised_at_once_by_three_processes_is_one_alert(
+    app_node: Any,
+) -> None:
+    """Three connections raise the same thing at the same instant, each holding its
+    transaction open a moment after its insert so the others find nothing yet: the unique
+    index of open fingerprints turns the losers' inserts into merges."""
+    with app_node.unit_of_work() as ctx:
+        c = factories.tree(ctx).community.id
+    start = threading.Barrier(3)
+    linger = threading.Barrier(3)
+    results: list[tuple[int, bool]] = []
+    errors: list[BaseException] = []
+
+    def raise_one(i: int) -> None:
+        try:
+            with app_node.unit_of_work() as ctx:
+                start.wait(10)
+                alert, created = service.raise_or_merge(
+                    ctx.session, draft(c, fingerprint="race", evidence=(500 + i,)), T0
+                )
+                results.append((alert.id, created))
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    linger.wait(1)  # the others are blocked on the index, or have merged
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=raise_one, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert len({alert_id for alert_id, _ in results}) == 1
+    assert sorted(created for _, created in results) == [False, False, True]
+    with app_node.unit_of_work() as ctx:
+        [alert] = ctx.session.scalars(select(Alert).where(Alert.fingerprint == "race")).all()
+        assert alert.count == 3
+        assert service.evidence_ids(ctx.session, alert.id) == [500, 501, 502]
+        assert [s.action for s in service.steps(ctx.session, alert.id)] == ["raised"]
+
+
+def test_migration_closes_twins_stored_before_the_index(tmp_path: Any) -> None:
+    """A database at 0010 holding two open alerts of one fingerprint (the old race) is
+    brought to 0011: the older stays open, the newer is closed as its duplicate."""
+    from anju.bootstrap import bootstrap, initialise
+    from anju.core import migrate
+    from tests.conftest import ADMIN_PASSWORD, make_settings
+
+    node = bootstrap(make_settings(tmp_path, f"sqlite:///{tmp_path / 'twins.db'}"))
+    try:
+        initialise(node, admin_password=ADMIN_PASSWORD)
+        migrate.downgrade(node.engine, "0010")
+        with node.unit_of_work() as ctx:
+            c = factories.tree(ctx).community.id
+            twins = [
+                service._raise(ctx.session, draft(c, fingerprint="old-race"), T0) for _ in range(2)
+            ]
+            ids = [a.id for a in twins]
+        migrate.upgrade(node.engine)
+        with node.unit_of_work() as ctx:
+            first, second = (ctx.session.get(Alert, i) for i in ids)
+            assert first is not None and second is not None
+            assert first.state is AlertState.RAISED
+            assert (second.state, second.verdict) == (AlertState.CLOSED, Verdict.DUPLICATE)
+            step = service.steps(ctx.session, second.id)[-1]
+            assert (step.action, step.note) == ("closed", f"重复：同 #{first.id}")
+            # From now on the index holds.
+            with pytest.raises(IntegrityError), ctx.session.begin_nested():
+                service._raise(ctx.session, draft(c, fingerprint="old-race"), T0)
+    finally:
+        node.dispose()

@@ -11,6 +11,7 @@ import queue
 import secrets
 import socketserver
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -20,10 +21,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import select
 
 from anju.alerts import notify, service
 from anju.alerts.model import AlertDraft, Severity
+from anju.alerts.models import Alert
+from anju.audit.models import AuditEntry
 from anju.auth import service as auth_service
+from anju.auth.models import User
 from anju.events.feed import LiveFeed
 from anju.events.model import Event, Kind
 from anju.registry import schemas
@@ -403,3 +408,204 @@ def test_the_minute_tick_escalates_and_announces(app_node: Any) -> None:
         steps = service.steps(ctx.session, alert_id)
         assert (steps[-1].action, steps[-1].note) == ("escalated", f"→ {station}")
     assert [(i["id"], i["action"]) for i in feed_items] == [(alert_id, "escalated")]
+
+
+# --- the live stream, preferences, configured recipients end to end ---------------------
+
+
+def _listen(web: Any, got: list[dict[str, Any]], want: int, ready: threading.Event) -> None:
+    with web.stream("GET", "/api/v1/alerts/live") as stream:
+        ready.set()
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                got.append(json.loads(line[6:]))
+                if len(got) >= want:
+                    return
+
+
+def _sign_in_live(web: Any, username: str) -> None:
+    """Sign in over a real server, where the session's commit may trail the redirect."""
+    token = web.get("/login").cookies.get("anju_login_csrf")
+    form = {"username": username, "password": PASSWORD, "csrf_token": token}
+    assert web.post("/login", data=form).status_code in (200, 303)
+    for _ in range(50):
+        if web.get("/account/notifications").status_code == 200:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{username} could not sign in")
+
+
+def test_live_stream_keeps_police_only_alerts_from_property(
+    app_node: Any, site: dict[str, Any]
+) -> None:
+    """Over a real server: a police-only alert and then an ordinary one are raised; the
+    officer's stream carries both, the property manager's only the ordinary one — and
+    without sound, as the manager turned the console sound off."""
+    import httpx
+
+    from tests.live_server import live_server
+
+    with app_node.unit_of_work() as ctx:
+        manager = ctx.session.scalar(select(User).where(User.username == "aw-property"))
+        notify.save_prefs(
+            ctx.session, ctx.cipher, manager.id, min_severity="low", console_sound=False,
+            email="", sms=False, phone="",
+        )  # fmt: skip
+    with (
+        live_server(app_node) as base,
+        httpx.Client(base_url=base, timeout=10) as officer,
+        httpx.Client(base_url=base, timeout=10) as manager_web,
+    ):
+        _sign_in_live(officer, "aw-officer")
+        _sign_in_live(manager_web, "aw-property")
+        before = app_node.alert_feed.subscribers
+        seen = {"officer": [], "property": []}  # type: dict[str, list[dict[str, Any]]]
+        threads = []
+        for web, key, want in ((officer, "officer", 2), (manager_web, "property", 1)):
+            ready = threading.Event()
+            thread = threading.Thread(target=_listen, args=(web, seen[key], want, ready))
+            thread.start()
+            assert ready.wait(5)
+            threads.append(thread)
+        for _ in range(100):  # the subscriptions exist once both streams have started
+            if app_node.alert_feed.subscribers >= before + 2:
+                break
+            time.sleep(0.05)
+        notices = []
+        with app_node.unit_of_work() as ctx:
+            community = ctx.session.get(Alert, site["plain"]).community_id
+            raised = (
+                ("aw:live-kp", "重点人员出现（直播）", True),
+                ("aw:live-fire", "消防通道被占用（直播）", False),
+            )
+            for fp, title, secret in raised:
+                alert, _ = service.raise_or_merge(
+                    ctx.session,
+                    AlertDraft(
+                        model="key_person" if secret else "fire",
+                        community_id=community,
+                        fingerprint=fp,
+                        title=title,
+                        severity=Severity.HIGH,
+                        at=NOW,
+                        police_only=secret,
+                    ),
+                    NOW,
+                )
+                notices.append(notify.notice_of(ctx.session, alert, "raised"))
+        notify.send(app_node, notices)
+        for thread in threads:
+            thread.join(10)
+    assert [i["title"] for i in seen["officer"]] == [
+        "重点人员出现（直播）",
+        "消防通道被占用（直播）",
+    ]
+    assert [i["title"] for i in seen["property"]] == ["消防通道被占用（直播）"]
+    assert seen["officer"][1]["sound"] is True and seen["property"][0]["sound"] is False
+    assert not any(i["police_only"] for i in seen["property"])
+
+
+def test_notification_preferences_page(app: Any, site: dict[str, Any]) -> None:
+    client, csrf = client_for(app, "ax-officer")
+    page = client.get("/account/notifications")
+    assert page.status_code == 200 and 'name="min_severity"' in page.text
+    bad = client.post(
+        "/account/notifications",
+        data={"csrf_token": csrf, "min_severity": "high", "email": "nope", "sms": "1"},
+    )
+    assert bad.status_code == 422 and "has-error" in bad.text
+    assert 'value="nope"' in bad.text  # what was typed comes back
+    ok = client.post(
+        "/account/notifications",
+        data={
+            "csrf_token": csrf,
+            "min_severity": "high",
+            "email": "ax@example.org",
+            "sms": "1",
+            "phone": "13900139000",
+        },
+    )
+    assert ok.status_code == 200 and "13900139000" in ok.text  # one's own number, shown back
+    assert ok.headers["cache-control"] == "no-store"
+    again = client.get("/account/notifications").text
+    assert 'value="ax@example.org"' in again and 'value="high" selected' in again
+    assert not client.post("/account/notifications", data={"min_severity": "low"}).is_success
+    with app.state.node.unit_of_work() as ctx:
+        entries = ctx.session.scalars(
+            select(AuditEntry).where(AuditEntry.entity == "alert_notify_prefs")
+        ).all()
+        logged = json.dumps([e.detail for e in entries], ensure_ascii=False)
+    assert entries and "139****9000" in logged and "13900139000" not in logged
+
+
+def test_configured_recipients_get_mail_and_sms_when_a_model_raises(
+    app_node: Any, site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fire model of the community names a grid worker's role and an officer: a smoke
+    alarm through the real pipeline is dispatched to the grid workers, the grid worker's
+    e-mail goes through a real SMTP server and the officer's SMS through the gateway."""
+    from anju.alerts import config as alert_config
+    from anju.devices.models import Device
+    from anju.events.api import deliver, sender_for
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Smtp)
+    server.sink = queue.Queue()  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sms: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    class Gateway:
+        """A provider's side of the SmsGateway interface: what it was asked to send."""
+
+        def send(self, phone: str, text: str) -> None:
+            sms.put((phone, text))
+
+    smtp_url = f"smtp://127.0.0.1:{server.server_address[1]}"
+    settings = app_node.settings.model_copy(update={"alert_smtp_url": smtp_url})
+    monkeypatch.setattr(app_node, "settings", settings)
+    monkeypatch.setattr(app_node, "sms_gateway", Gateway(), raising=False)
+    try:
+        with app_node.unit_of_work() as ctx:
+            community = ctx.session.get(Alert, site["plain"]).community_id
+            _user(ctx, "aw-grid", "grid_worker", community)
+            ctx.session.flush()
+            grid = ctx.session.scalar(select(User).where(User.username == "aw-grid"))
+            officer = ctx.session.scalar(select(User).where(User.username == "aw-officer"))
+            notify.save_prefs(
+                ctx.session, ctx.cipher, grid.id, min_severity="low", console_sound=True,
+                email="grid@example.org", sms=False, phone="",
+            )  # fmt: skip
+            notify.save_prefs(
+                ctx.session, ctx.cipher, officer.id, min_severity="high", console_sound=True,
+                email="", sms=True, phone="13700137000",
+            )  # fmt: skip
+            alert_config.save(
+                ctx.session, community, "fire", {"recipients": ["grid", "user:aw-officer"]}, "t"
+            )
+            registry.devices.create(
+                ctx,
+                schemas.DeviceCreate(
+                    community_id=community, code="AW-SMOKE", name="3 号楼烟感",
+                    kind="smoke_detector",
+                ),
+            )  # fmt: skip
+        app_node.rules.reload()
+        with app_node.unit_of_work() as ctx:
+            sender = sender_for(ctx.session.scalar(select(Device).where(Device.code == "AW-SMOKE")))
+        smoke = Event(device="AW-SMOKE", kind=Kind.FIRE_SMOKE, at=NOW, id="aw-smoke-1", value=1)
+        assert deliver(app_node, [smoke], sender).results[0].status == "accepted"
+        mail = server.sink.get(timeout=10)  # type: ignore[attr-defined]
+        assert "<grid@example.org>" in mail["to"]
+        phone, text = sms.get(timeout=10)
+        assert phone == "13700137000" and "3 号楼烟感" in text
+        with app_node.unit_of_work() as ctx:
+            alert = ctx.session.scalars(
+                select(Alert).where(Alert.model == "fire", Alert.community_id == community)
+                .order_by(Alert.id.desc())
+            ).first()  # fmt: skip
+            assert alert is not None and alert.state.value == "dispatched"
+            assert alert.assigned_role == "grid"
+            note = service.steps(ctx.session, alert.id)[-1].note
+            assert note == "→ 网格员\n抄送：aw-officer 姓名"
+    finally:
+        server.shutdown()
+        server.server_close()

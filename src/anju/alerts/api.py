@@ -3,13 +3,15 @@ the live stream of new alerts (SSE)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import StreamingResponse
 
 from anju.alerts import notify, service, views
-from anju.alerts.models import Alert, AlertStep
+from anju.alerts.models import Alert, AlertStep, NotifyPref
 from anju.alerts.names import MODEL_NAMES
 from anju.core.errors import NotFound, PermissionDenied
 from anju.events import feed
@@ -81,15 +83,39 @@ def list_alerts(
 
 @router.get("/alerts/live", name="api_alerts_live")
 async def live(request: Request, ctx: ApiCtx, node: NodeDep) -> StreamingResponse:
-    """Server-Sent Events: alerts in your area as they are raised, dispatched or escalated."""
+    """Server-Sent Events: alerts in your area as they are raised, dispatched or escalated;
+    `sound` follows your notification preferences (least severity, console sound)."""
     if not ctx.actor.can("alert.view"):
         raise PermissionDenied("alert.view")
     police = ctx.actor.police
+    pref = (
+        notify.prefs_of(ctx.session, ctx.actor.user_id) if ctx.actor.user_id is not None else None
+    )
     # The feed carries every alert of the caller's communities; police-only ones are
     # dropped here for the others.
-    return feed.stream(
+    response = feed.stream(
         request, ctx, node.alert_feed, "alert", lambda item: police or not item.get("police_only")
     )
+    if pref is not None:
+        response.body_iterator = _with_sound(response.body_iterator, pref)
+    return response
+
+
+async def _with_sound(
+    lines: AsyncIterable[str | bytes | memoryview], pref: NotifyPref
+) -> AsyncIterator[str]:
+    """The stream's alert messages with ``sound`` as this account wants it (the feed's items
+    are shared by every listener, so the message is rewritten, not the item)."""
+    async for line in lines:
+        text = line if isinstance(line, str) else bytes(line).decode()
+        head, sep, data = text.partition("\ndata: ")
+        if sep and head.startswith("event: "):
+            item = json.loads(data)
+            sound = notify.sounds_for(pref, item)
+            if sound != item.get("sound"):
+                item["sound"] = sound
+                text = f"{head}\ndata: {json.dumps(item, ensure_ascii=False)}\n\n"
+        yield text
 
 
 @router.get("/alerts/{record_id}", name="api_alert")

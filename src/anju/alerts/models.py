@@ -3,6 +3,11 @@
 ``alerts`` is read by the alert centre per community, state and last sighting, and by the
 merge step per fingerprint; each has its index. ``alert_steps`` is append-only: every
 transition writes one row naming who, when, from which state to which, and why.
+
+At most one alert per (community, model, fingerprint) is open at a time: a partial unique
+index over the alerts not closed makes two processes raising the same thing at the same
+instant merge instead of raising it twice (the loser's insert conflicts and it merges).
+``alert_notify_prefs`` holds how each account wants to be reached.
 """
 
 from __future__ import annotations
@@ -10,13 +15,26 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from anju.alerts.model import AlertState, Severity, Verdict
-from anju.core.db import Base, BigId, IdMixin, TimestampMixin
+from anju.core.db import Base, BigId, IdMixin, TimestampMixin, utcnow
 from anju.org.models import enum_column
 from anju.registry.models import community_fk
+
+# The rows the unique fingerprint index covers: every alert not yet closed.
+OPEN_CONDITION = text("state <> 'closed'")
 
 
 class Alert(IdMixin, TimestampMixin, Base):
@@ -28,6 +46,16 @@ class Alert(IdMixin, TimestampMixin, Base):
         Index("ix_alerts_fingerprint", "fingerprint", "last_at"),
         # Escalation looks only at alerts waiting for acknowledgement.
         Index("ix_alerts_deadline", "ack_deadline"),
+        # One open alert per fingerprint, across processes (see raise_or_merge).
+        Index(
+            "uq_alerts_open_fingerprint",
+            "community_id",
+            "model",
+            "fingerprint",
+            unique=True,
+            sqlite_where=OPEN_CONDITION,
+            postgresql_where=OPEN_CONDITION,
+        ),
     )
 
     model: Mapped[str] = mapped_column(String(40), index=True)
@@ -100,3 +128,22 @@ class AlertStep(IdMixin, Base):
     photos: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     alert: Mapped[Alert] = relationship(back_populates="steps")
+
+
+class NotifyPref(Base):
+    """通知偏好 — how one account wants to hear of alerts sent to it (dispatched to it or to
+    its role): the least severity that reaches it, the console's sound, an e-mail address
+    and SMS. The phone is sealed like the registry's (ciphertext and mask)."""
+
+    __tablename__ = "alert_notify_prefs"
+
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    min_severity: Mapped[Severity] = mapped_column(enum_column(Severity, 10), default=Severity.LOW)
+    console_sound: Mapped[bool] = mapped_column(Boolean, default=True)
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
+    sms: Mapped[bool] = mapped_column(Boolean, default=False)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    phone_masked: Mapped[str | None] = mapped_column(String(20), default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -5,27 +5,42 @@ commit :func:`send` hands it to each channel — console live feed (SSE), webhoo
 JSON, DingTalk and WeCom group robots), MQTT commands to linked sirens, e-mail, and SMS
 through a :class:`SmsGateway` a deployment plugs in (no provider is assumed). A failing
 channel is logged and skipped: it never stops the others, nor the alert.
+
+Who a notice is for (:func:`anju.alerts.service.people_for`) and how each of them wants to
+be reached (:class:`~anju.alerts.models.NotifyPref`: least severity, console sound, e-mail,
+SMS) are settled in the transaction, into the notice's ``recipients``; the personal
+channels (e-mail, SMS) use them, the shared ones (console list, webhooks, sirens) do not.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
+import re
 import smtplib
 import threading
+import time
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from email.message import EmailMessage
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote_plus, unquote, urlsplit
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from anju.alerts import service
 from anju.alerts.model import Severity
-from anju.alerts.models import Alert
+from anju.alerts.models import Alert, NotifyPref
 from anju.alerts.names import MODEL_NAMES
+from anju.core import validation
+from anju.core.crypto import FieldCipher, mask
+from anju.core.errors import ValidationFailed
 from anju.org.models import OrgUnit
 
 log = logging.getLogger(__name__)
@@ -34,6 +49,13 @@ LOUD = (Severity.HIGH.value, Severity.CRITICAL.value)  # the console plays a sou
 SEVERITY_RANK = {s.value: i for i, s in enumerate(Severity)}
 SEVERITY_NAMES = {"low": "低", "medium": "中", "high": "高", "critical": "紧急"}
 TIMEOUT = 5.0
+PHONE_CONTEXT = "alert_notify_prefs.phone"  # bound to the sealed phone (crypto context)
+WECOM_MARKDOWN_BYTES = 4096  # WeCom refuses a longer markdown content
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+_BAD_EMAIL = "not a valid e-mail address"
+_NEED_PHONE = "give a mobile number to get SMS"
+_BAD_SEVERITY = "not a valid choice"
 
 
 @dataclass(frozen=True)
@@ -55,6 +77,8 @@ class Notice:
     at: str  # last seen, ISO 8601 UTC
     count: int
     sirens: tuple[str, ...] = ()  # device codes of linked sirens (the draft's detail)
+    # The people it is for, as their preferences allow; never part of what is broadcast.
+    recipients: tuple[Recipient, ...] = ()
 
     @property
     def loud(self) -> bool:
@@ -69,19 +93,27 @@ class Notice:
         )
 
     def as_item(self) -> dict[str, Any]:
-        return {**asdict(self), "sirens": list(self.sirens), "sound": self.loud}
+        """What the console feed and webhooks get: everything but the recipients."""
+        item = asdict(self)
+        del item["recipients"]
+        return {**item, "sirens": list(self.sirens), "sound": self.loud}
 
 
 @dataclass(frozen=True)
 class Recipient:
-    """A person to reach; channels use what they need of it."""
+    """A person to reach; channels use what they need of it. In a notice the phone is
+    still sealed (``phone_sealed``); :func:`send` opens it just before the channels run."""
 
     name: str
     email: str | None = None
     phone: str | None = None
+    user_id: int | None = None
+    phone_sealed: bytes | None = None
 
 
 def notice_of(session: Session, alert: Alert, action: str) -> Notice:
+    """The notice of ``action`` on the alert, with the people it is for (see
+    :func:`recipients_of`)."""
     community = session.get(OrgUnit, alert.community_id)
     sirens = alert.detail.get("sirens") if isinstance(alert.detail, dict) else None
     return Notice(
@@ -100,6 +132,101 @@ def notice_of(session: Session, alert: Alert, action: str) -> Notice:
         at=alert.last_at.astimezone(dt.UTC).isoformat(),
         count=alert.count,
         sirens=tuple(str(s) for s in sirens) if isinstance(sirens, list) else (),
+        recipients=tuple(recipients_of(session, alert, action)),
+    )
+
+
+def recipients_of(session: Session, alert: Alert, action: str) -> list[Recipient]:
+    """The people a notice is for, each as their preferences allow: nobody below their
+    least severity; their e-mail if they gave one; their phone if they turned SMS on.
+    People who gave neither get the console only (not a recipient here)."""
+    people = service.people_for(session, alert, action)
+    if not people:
+        return []
+    prefs = {
+        p.user_id: p
+        for p in session.scalars(
+            select(NotifyPref).where(NotifyPref.user_id.in_([u.id for u in people]))
+        )
+    }
+    rank = SEVERITY_RANK[alert.severity.value]
+    out: list[Recipient] = []
+    for user in people:
+        pref = prefs.get(user.id)
+        if pref is None or rank < SEVERITY_RANK[pref.min_severity.value]:
+            continue
+        phone = pref.phone_enc if pref.sms else None
+        if pref.email or phone:
+            out.append(Recipient(user.display_name, pref.email, None, user.id, phone))
+    return out
+
+
+# --- preferences (通知偏好) -----------------------------------------------------------------
+
+
+def prefs_of(session: Session, user_id: int) -> NotifyPref:
+    """An account's preferences; the defaults (not stored) when it never saved any."""
+    pref = session.get(NotifyPref, user_id)
+    if pref is None:
+        pref = NotifyPref(user_id=user_id, min_severity=Severity.LOW, console_sound=True, sms=False)
+    return pref
+
+
+def save_prefs(
+    session: Session,
+    cipher: FieldCipher,
+    user_id: int,
+    *,
+    min_severity: str,
+    console_sound: bool,
+    email: str,
+    sms: bool,
+    phone: str,
+) -> NotifyPref:
+    """Check and store an account's preferences; an empty phone removes the stored one."""
+    try:
+        least = Severity(min_severity)
+    except ValueError:
+        raise ValidationFailed.one("min_severity", _BAD_SEVERITY) from None
+    address = email.strip()
+    if address and (len(address) > 254 or not _EMAIL.fullmatch(address)):
+        raise ValidationFailed.one("email", _BAD_EMAIL)
+    number = None
+    if phone.strip():
+        try:
+            number = validation.phone(phone)
+        except ValueError as exc:
+            raise ValidationFailed.one("phone", str(exc)) from None
+    if sms and number is None:
+        raise ValidationFailed.one("phone", _NEED_PHONE)
+    pref = session.get(NotifyPref, user_id)
+    if pref is None:
+        pref = NotifyPref(user_id=user_id)
+        session.add(pref)
+    pref.min_severity = least
+    pref.console_sound = console_sound
+    pref.email = address or None
+    pref.sms = sms
+    if number != (open_phone(cipher, pref) or None):  # unchanged: no new ciphertext
+        pref.phone_enc = cipher.encrypt(number, PHONE_CONTEXT) if number else None
+        pref.phone_masked = mask(number) if number else None
+    session.flush()
+    return pref
+
+
+def open_phone(cipher: FieldCipher, pref: NotifyPref) -> str:
+    """The account's own phone, for its own preferences page."""
+    return cipher.decrypt(pref.phone_enc, PHONE_CONTEXT) if pref.phone_enc else ""
+
+
+def sounds_for(pref: NotifyPref, item: dict[str, Any]) -> bool:
+    """Whether the console of the account beeps for a feed item: a loud alert, at or above
+    its least severity, with the sound on."""
+    severity = str(item.get("severity", "low"))
+    return (
+        bool(item.get("sound"))
+        and pref.console_sound
+        and SEVERITY_RANK.get(severity, 0) >= SEVERITY_RANK[pref.min_severity.value]
     )
 
 
@@ -131,32 +258,64 @@ def webhook_body(alert: Notice, fmt: str) -> dict[str, Any]:
             "markdown": {"title": alert.title, "text": f"### {alert.text()}\n\n{alert.at}"},
         }
     if fmt == "wecom":
-        return {"msgtype": "markdown", "markdown": {"content": f"**{alert.text()}**\n{alert.at}"}}
+        content = f"**{alert.text()}**\n{alert.at}"
+        encoded = content.encode()
+        if len(encoded) > WECOM_MARKDOWN_BYTES:  # cut on a character boundary
+            content = encoded[:WECOM_MARKDOWN_BYTES].decode(errors="ignore")
+        return {"msgtype": "markdown", "markdown": {"content": content}}
     return {"alert": alert.as_item()}
+
+
+def dingtalk_signed(url: str, secret: str, now_ms: int | None = None) -> str:
+    """A DingTalk robot URL with its 加签 signature: ``timestamp`` (ms) and ``sign``, the
+    base64 HMAC-SHA256 of ``"{timestamp}\n{secret}"`` keyed by the secret, URL-encoded.
+    DingTalk refuses a timestamp more than an hour off, so each request signs anew."""
+    timestamp = str(now_ms if now_ms is not None else int(time.time() * 1000))
+    digest = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256)
+    sign = quote_plus(base64.b64encode(digest.digest()).decode())
+    joiner = "&" if urlsplit(url).query else "?"
+    return f"{url}{joiner}timestamp={timestamp}&sign={sign}"
+
+
+class RobotRefused(RuntimeError):
+    """A DingTalk or WeCom robot answered HTTP 200 with a non-zero ``errcode``."""
 
 
 @dataclass
 class WebhookChannel:
-    """POST the alert as JSON to a URL (generic, DingTalk or WeCom robot format)."""
+    """POST the alert as JSON to a URL (generic, DingTalk or WeCom robot format). With a
+    ``secret``, DingTalk URLs are signed (加签). The robots answer 200 even when they refuse
+    (bad signature, bad key, too long): their ``errcode`` is checked and a refusal raised."""
 
     url: str
     format: str = "json"
     min_severity: str = "low"
     timeout: float = TIMEOUT
+    secret: str | None = field(default=None, repr=False)
     name: str = "webhook"
 
     def send(self, alert: Notice, recipients: Sequence[Recipient]) -> None:
         if SEVERITY_RANK[alert.severity] < SEVERITY_RANK[self.min_severity]:
             return
         body = json.dumps(webhook_body(alert, self.format), ensure_ascii=False).encode()
+        url = self.url
+        if self.format == "dingtalk" and self.secret:
+            url = dingtalk_signed(url, self.secret)
         request = urllib.request.Request(
-            self.url,
+            url,
             data=body,
             method="POST",
             headers={"Content-Type": "application/json; charset=utf-8"},
         )
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            response.read()
+            answer = response.read()
+        if self.format in ("dingtalk", "wecom"):
+            try:
+                code = json.loads(answer or b"{}").get("errcode", 0)
+            except (ValueError, AttributeError):
+                code = None
+            if code != 0:
+                raise RobotRefused(f"{self.format} robot refused the message: errcode {code}")
 
 
 @dataclass
@@ -187,7 +346,7 @@ class EmailChannel:
     name: str = "email"
 
     def send(self, alert: Notice, recipients: Sequence[Recipient]) -> None:
-        addresses = [*self.to, *(r.email for r in recipients if r.email)]
+        addresses = list(dict.fromkeys([*self.to, *(r.email for r in recipients if r.email)]))
         if not addresses:
             return
         parts = urlsplit(self.url)
@@ -229,12 +388,14 @@ class Notifier:
     channels: list[Channel] = field(default_factory=list)
 
     def send(self, notices: Sequence[Notice], recipients: Sequence[Recipient] = ()) -> int:
-        """Send each notice on each channel; the number of failures (logged)."""
+        """Send each notice on each channel, to its own recipients and ``recipients``; the
+        number of failures (logged)."""
         failed = 0
         for notice in notices:
+            people = [*notice.recipients, *recipients]
             for channel in self.channels:
                 try:
-                    channel.send(notice, recipients)
+                    channel.send(notice, people)
                 except Exception:  # one channel's outage must not stop the others
                     failed += 1
                     log.exception("alert %d: %s channel failed", notice.id, channel.name)
@@ -260,6 +421,10 @@ def external_channels(node: Any) -> list[Channel]:
                 settings.alert_smtp_url, settings.alert_email_from, settings.alert_email_to
             )
         )
+    # SMS: a deployment that has a provider sets ``node.sms_gateway`` (an SmsGateway).
+    gateway = getattr(node, "sms_gateway", None)
+    if gateway is not None:
+        channels.append(SmsChannel(gateway))
     return channels
 
 
@@ -268,6 +433,7 @@ def send(node: Any, notices: Sequence[Notice], recipients: Sequence[Recipient] =
     a slow webhook never holds up the pipeline or the request."""
     if not notices:
         return
+    notices = [_opened(node.cipher, n) for n in notices]
     Notifier([ConsoleChannel(node.alert_feed)]).send(notices, recipients)
     outside = external_channels(node)
     if outside:
@@ -277,3 +443,21 @@ def send(node: Any, notices: Sequence[Notice], recipients: Sequence[Recipient] =
             name="anju-alert-notify",
             daemon=True,
         ).start()
+
+
+def _opened(cipher: FieldCipher, notice: Notice) -> Notice:
+    """The notice with its recipients' sealed phones opened for the SMS channel."""
+    if not any(r.phone_sealed for r in notice.recipients):
+        return notice
+    people = []
+    for r in notice.recipients:
+        phone = None
+        if r.phone_sealed:
+            try:
+                phone = cipher.decrypt(r.phone_sealed, PHONE_CONTEXT)
+            except Exception:  # sealed under another key: this person gets no SMS
+                log.warning(
+                    "alert %d: the phone of account %s cannot be read", notice.id, r.user_id
+                )
+        people.append(replace(r, phone=phone, phone_sealed=None))
+    return replace(notice, recipients=tuple(people))

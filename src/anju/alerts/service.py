@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from anju.alerts.model import AlertDraft, AlertState, Severity, Verdict
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 COOLDOWN = dt.timedelta(minutes=30)
 COOLDOWNS: dict[str, dt.timedelta] = {"device_health": dt.timedelta(hours=2)}
 EVIDENCE_CAP = 50  # events kept as evidence per alert; the count keeps going up beyond it
+MERGE_ATTEMPTS = 3  # a lost race on a new fingerprint is retried as a merge
 
 # How long an alert may wait for acknowledgement before it goes up one level.
 ACK_DEADLINES: dict[Severity, dt.timedelta] = {
@@ -53,6 +55,9 @@ ROLE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 # How a role group is named in the timeline (stored text, Chinese like titles).
 ROLE_GROUP_NAMES: dict[str, str] = {"officer": "社区民警", "grid": "网格员", "property": "物业"}
+# A role code named in a model's recipients stands for its group.
+GROUP_OF_ROLE: dict[str, str] = {code: g for g, codes in ROLE_GROUPS.items() for code in codes}
+USER_PREFIX = "user:"  # a recipient naming one account: "user:<username>"
 OPEN_STATES = (AlertState.RAISED, AlertState.DISPATCHED, AlertState.ACKNOWLEDGED)
 MAX_PHOTOS = 6
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
@@ -70,6 +75,7 @@ _NEED_REASON = "give a reason"
 _BAD_PHOTO = "photos must be JPEG images of at most 5 MB"
 _TOO_MANY_PHOTOS = "at most 6 photos"
 _TOO_LONG = "at most 2000 characters"
+_NEWER_OPEN = "a newer alert of the same thing is open; handle that one"
 
 
 def deadline_for(severity: Severity) -> dt.timedelta:
@@ -90,24 +96,62 @@ def raise_or_merge(session: Session, draft: AlertDraft, now: dt.datetime) -> tup
     draft: count and last seen go up, its evidence is added (up to :data:`EVIDENCE_CAP`),
     its severity rises if the draft's is higher; no step is written, or repeats would bury
     the timeline. A closed one absorbs it the same way during its model's cooldown, without
-    reopening. Otherwise a new alert is raised, waiting for dispatch.
+    reopening. Otherwise a new alert is raised — and, when its model's configuration names
+    recipients (``detail["recipients"]``), dispatched to the first of them at once.
+
+    Safe across processes: the work runs in a savepoint taken before the read (on SQLite
+    that takes the write lock, so the read is current) and the alert is read ``FOR
+    UPDATE`` (PostgreSQL: a concurrent merge waits instead of losing a count). Two
+    processes that both find nothing and insert collide on the unique index of open
+    fingerprints; the loser rolls back its savepoint and merges into the winner's alert.
     """
-    latest = session.scalars(
-        select(Alert)
-        .where(Alert.community_id == draft.community_id, Alert.fingerprint == draft.fingerprint)
-        .order_by(Alert.last_at.desc(), Alert.id.desc())
-        .limit(1)
-    ).first()
-    if latest is not None and _absorbs(latest, draft, now):
-        latest.count += 1
-        latest.last_at = max(latest.last_at, draft.at)
-        if (
-            latest.state is not AlertState.CLOSED
-            and SEVERITY_RANK[draft.severity] > SEVERITY_RANK[latest.severity]
-        ):
-            latest.severity = draft.severity
-        _add_evidence(session, latest.id, draft.evidence)
-        return latest, False
+    for attempt in range(MERGE_ATTEMPTS):
+        try:
+            with session.begin_nested():
+                latest = session.scalars(
+                    select(Alert)
+                    .where(
+                        Alert.community_id == draft.community_id,
+                        Alert.fingerprint == draft.fingerprint,
+                    )
+                    # The open alert if there is one (there is at most one), else the
+                    # latest closed one, whose cooldown may still absorb the draft.
+                    .order_by(
+                        (Alert.state == AlertState.CLOSED).asc(),
+                        Alert.last_at.desc(),
+                        Alert.id.desc(),
+                    )
+                    .limit(1)
+                    .with_for_update()
+                ).first()
+                if latest is not None and _absorbs(latest, draft, now):
+                    _merge(session, latest, draft)
+                    return latest, False
+                return _raise(session, draft, now), True
+        except IntegrityError:
+            if attempt + 1 == MERGE_ATTEMPTS:
+                raise
+            # Another process raised the same fingerprint since we looked: merge into it.
+            log.info(
+                "a %s alert of community %d was raised elsewhere at the same time; merging",
+                draft.model,
+                draft.community_id,
+            )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _merge(session: Session, alert: Alert, draft: AlertDraft) -> None:
+    alert.count += 1
+    alert.last_at = max(alert.last_at, draft.at)
+    if (
+        alert.state is not AlertState.CLOSED
+        and SEVERITY_RANK[draft.severity] > SEVERITY_RANK[alert.severity]
+    ):
+        alert.severity = draft.severity
+    _add_evidence(session, alert.id, draft.evidence)
+
+
+def _raise(session: Session, draft: AlertDraft, now: dt.datetime) -> Alert:
     alert = Alert(
         model=draft.model,
         community_id=draft.community_id,
@@ -131,7 +175,7 @@ def raise_or_merge(session: Session, draft: AlertDraft, now: dt.datetime) -> tup
         detail=dict(draft.detail),
     )
     session.add(alert)
-    session.flush()
+    session.flush()  # a twin raised by another process conflicts here
     _add_evidence(session, alert.id, draft.evidence)
     session.add(
         AlertStep(
@@ -142,7 +186,10 @@ def raise_or_merge(session: Session, draft: AlertDraft, now: dt.datetime) -> tup
             to_state=AlertState.RAISED.value,
         )
     )
-    return alert, True
+    entries = draft.detail.get("recipients")
+    if isinstance(entries, list) and entries:
+        _dispatch_to_configured(session, alert, [str(e) for e in entries], now)
+    return alert
 
 
 def _absorbs(alert: Alert, draft: AlertDraft, now: dt.datetime) -> bool:
@@ -166,6 +213,150 @@ def _add_evidence(session: Session, alert_id: int, event_ids: Sequence[int]) -> 
             session.add(AlertEvidence(alert_id=alert_id, event_id=event_id))
             held.add(event_id)
             room -= 1
+
+
+def _open_twin(session: Session, alert: Alert) -> int | None:
+    """Another open alert of the same fingerprint, if one was raised after this closed."""
+    return session.scalar(
+        select(Alert.id).where(
+            Alert.community_id == alert.community_id,
+            Alert.model == alert.model,
+            Alert.fingerprint == alert.fingerprint,
+            Alert.state != AlertState.CLOSED,
+            Alert.id != alert.id,
+        )
+    )
+
+
+# --- recipients (who gets it) ---------------------------------------------------------------
+
+
+def recipient_target(entry: str) -> tuple[str, str] | None:
+    """What a model configuration's recipient names: ``("role", group)`` for a role group
+    (``officer``, ``grid``, ``property``) or a role code in one (``grid_worker``, ``guard``
+    …), ``("user", username)`` for ``user:<username>``; None when it names neither."""
+    text = entry.strip()
+    if text.startswith(USER_PREFIX) and text[len(USER_PREFIX) :].strip():
+        return "user", text[len(USER_PREFIX) :].strip()
+    group = text if text in ROLE_GROUPS else GROUP_OF_ROLE.get(text)
+    return ("role", group) if group else None
+
+
+def _dispatch_to_configured(
+    session: Session, alert: Alert, entries: list[str], now: dt.datetime
+) -> None:
+    """下发 by configuration: the new alert goes to the first recipient that may take it
+    (a role group of its community, or an account); the others are copied (抄送) — they
+    are notified, the first is who must acknowledge. Entries that name nobody, or someone
+    who may not take the alert (out of its area, not police for a police-only alert), are
+    skipped with a warning."""
+    community = session.get(OrgUnit, alert.community_id)
+    assert community is not None
+    names: list[str] = []
+    for entry in entries:
+        target = _configured_target(session, alert, community, entry)
+        if target is None:
+            log.warning(
+                "alert %d: recipient %r skipped (unknown or may not take it)", alert.id, entry
+            )
+            continue
+        user, role = target
+        if not names:
+            alert.assignee_id = user.id if user is not None else None
+            alert.assigned_role = role
+        names.append(user.display_name if user is not None else ROLE_GROUP_NAMES[role or ""])
+    if not names:
+        return
+    note = f"→ {names[0]}" + (f"\n抄送：{'、'.join(names[1:])}" if names[1:] else "")
+    session.add(
+        AlertStep(
+            alert_id=alert.id,
+            at=now,
+            actor_name=alert.model,
+            action="dispatched",
+            from_state=AlertState.RAISED.value,
+            to_state=AlertState.DISPATCHED.value,
+            note=note,
+        )
+    )
+    alert.state = AlertState.DISPATCHED
+    alert.dispatched_at = now
+
+
+def _configured_target(
+    session: Session, alert: Alert, community: OrgUnit, entry: str
+) -> tuple[User | None, str | None] | None:
+    target = recipient_target(entry)
+    if target is None:
+        return None
+    kind, value = target
+    if kind == "role":
+        if alert.police_only and value != "officer":
+            return None
+        return None, value
+    user = session.scalars(select(User).where(User.username == value)).first()
+    if user is None or not user.active or not _may_take(user, alert, community):
+        return None
+    return user, None
+
+
+def people_for(session: Session, alert: Alert, action: str) -> list[User]:
+    """The accounts a notice of ``action`` on the alert is for (their preferences decide
+    how, or whether, it reaches them): on raising, the recipients its model's configuration
+    names; on dispatch, the assignee or the holders of the role group it went to; on
+    escalation, the police who may dispatch at the unit it went up to. Only accounts that
+    may take the alert (active, its community in their area, police for police-only)."""
+    community = session.get(OrgUnit, alert.community_id)
+    if community is None:
+        return []
+    users: list[User] = []
+    if action == "raised":
+        entries = alert.detail.get("recipients") if isinstance(alert.detail, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            target = _configured_target(session, alert, community, str(entry))
+            if target is None:
+                continue
+            user, role = target
+            users.extend([user] if user is not None else _holders(session, alert, community, role))
+    elif action in ("dispatch", "dispatched", "delegated"):
+        if alert.assignee_id is not None:
+            user = session.get(User, alert.assignee_id)
+            users.extend([user] if user is not None and user.active else [])
+        elif alert.assigned_role:
+            users.extend(_holders(session, alert, community, alert.assigned_role))
+    elif action == "escalated":
+        from anju.alerts.escalation import responsible_unit  # it imports this module
+
+        unit = responsible_unit(session, alert.community_id, alert.escalation)
+        if unit is not None:
+            users.extend(
+                u
+                for u in session.scalars(
+                    select(User).where(User.org_unit_id == unit.id, User.active.is_(True))
+                )
+                if u.role.police and _holds(u, "alert.dispatch")
+            )
+    return list({u.id: u for u in users}.values())
+
+
+def _holders(session: Session, alert: Alert, community: OrgUnit, group: str | None) -> list[User]:
+    """Active accounts of a role group whose area holds the alert's community."""
+    codes = ROLE_GROUPS.get(group or "", ())
+    if not codes:
+        return []
+    # The community's area is its own unit and its ancestors (the ids in its path).
+    units = [int(part) for part in community.path.strip("/").split("/") if part]
+    users = session.scalars(
+        select(User).where(
+            User.role_code.in_(codes), User.active.is_(True), User.org_unit_id.in_(units)
+        )
+    ).all()
+    return [u for u in users if _may_take(u, alert, community)]
+
+
+def _holds(user: User, permission: str) -> bool:
+    perms = set(user.role.permissions)
+    return "*" in perms or permission in perms
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -310,8 +501,7 @@ def _text(value: str | None, field: str, required: str | None = None) -> str | N
 def _may_take(user: User, alert: Alert, community: OrgUnit) -> bool:
     """Whether an account can be given the alert: allowed to handle, the community in its
     area, and a police role for a police-only alert."""
-    perms = set(user.role.permissions)
-    if not ("*" in perms or "alert.handle" in perms):
+    if not _holds(user, "alert.handle"):
         return False
     if alert.police_only and not user.role.police:
         return False
@@ -462,6 +652,9 @@ def reopen(ctx: Ctx, alert_id: int, now: dt.datetime, reason: str) -> Alert:
     _require(ctx.actor, "alert.dispatch")
     _in_state(alert, AlertState.HANDLED, AlertState.CLOSED)
     text = _text(reason, "reason", required=_NEED_REASON)
+    if alert.state is AlertState.CLOSED and _open_twin(ctx.session, alert) is not None:
+        # At most one open alert per fingerprint (the unique index): the newer one stands.
+        raise ValidationFailed.one("state", _NEWER_OPEN)
     _step(ctx, alert, "reopened", now, AlertState.RAISED, note=text)
     alert.closed_at = None
     alert.verdict = None

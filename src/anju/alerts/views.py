@@ -175,7 +175,10 @@ def evidence_events(ctx: Any, ids: list[int]) -> list[dict[str, Any]]:
             ctx.actor,
         )
     ).all()
-    return [event_service.to_dict(e, code, name, community) for e, code, name, community in rows]
+    return [
+        event_service.for_actor(ctx.actor, event_service.to_dict(e, code, name, community))
+        for e, code, name, community in rows
+    ]
 
 
 @router.get("/alerts/{record_id}/photos/{step_id}/{index}", name="alerts_photo")

@@ -1,4 +1,5 @@
-"""Console pages of one's own account (我的账号): password, API tokens, second factor.
+"""Console pages of one's own account (我的账号): password, API tokens, second factor,
+notification preferences (通知偏好).
 
 Also the second step of signing in (``/login/totp``), which needs the account's TOTP
 secret but no session yet.
@@ -14,6 +15,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from anju.alerts import notify
+from anju.alerts.model import Severity
 from anju.auth import service as auth_service
 from anju.auth import throttle
 from anju.auth import tokens as auth_tokens
@@ -26,6 +29,7 @@ from anju.org.models import OrgUnit
 from anju.web import signin
 from anju.web.deps import (
     ClockDep,
+    ConsoleCtx,
     ConsoleUser,
     CsrfDep,
     LoginCsrfDep,
@@ -316,6 +320,86 @@ def totp_action(
         log.info("account %s turned off the second factor", user.username)
         return _totp_page(request, node, user, done="off")
     return RedirectResponse("/account/totp", status_code=303)
+
+
+# --- notification preferences -------------------------------------------------------------
+
+
+def _notify_page(
+    request: Request,
+    ctx: ConsoleCtx,
+    status_code: int = 200,
+    errors: dict[str, str] | None = None,
+    saved: bool = False,
+    values: dict[str, object] | None = None,
+) -> Response:
+    user_id = ctx.actor.user_id
+    assert user_id is not None  # a console session always has an account
+    pref = notify.prefs_of(ctx.session, user_id)
+    shown: dict[str, object] = {
+        "min_severity": pref.min_severity.value,
+        "console_sound": pref.console_sound,
+        "email": pref.email or "",
+        "sms": pref.sms,
+        "phone": notify.open_phone(ctx.cipher, pref),
+    }
+    shown.update(values or {})
+    response = render(
+        request,
+        "account/notifications.html",
+        status_code=status_code,
+        values=shown,
+        severities=list(Severity),
+        errors=errors or {},
+        saved=saved,
+    )
+    response.headers.update(NO_STORE)  # the page shows one's own phone number
+    return response
+
+
+@router.get("/account/notifications", response_class=HTMLResponse)
+def notifications_page(request: Request, ctx: ConsoleCtx) -> Response:
+    """How alerts sent to oneself (or to one's role) reach one."""
+    return _notify_page(request, ctx)
+
+
+@router.post("/account/notifications", dependencies=[CsrfDep], response_class=HTMLResponse)
+def save_notifications(
+    request: Request,
+    ctx: ConsoleCtx,
+    min_severity: str = Form("low"),
+    console_sound: str = Form(""),
+    email: str = Form(""),
+    sms: str = Form(""),
+    phone: str = Form(""),
+) -> Response:
+    """Save one's notification preferences; a wrong field comes back named."""
+    user_id = ctx.actor.user_id
+    assert user_id is not None
+    values: dict[str, object] = {
+        "min_severity": min_severity,
+        "console_sound": bool(console_sound),
+        "email": email,
+        "sms": bool(sms),
+        "phone": phone,
+    }
+    try:
+        notify.save_prefs(
+            ctx.session,
+            ctx.cipher,
+            user_id,
+            min_severity=min_severity,
+            console_sound=bool(console_sound),
+            email=email,
+            sms=bool(sms),
+            phone=phone,
+        )
+    except ValidationFailed as exc:
+        ctx.session.rollback()
+        errors = {e.field: e.message for e in exc.errors}
+        return _notify_page(request, ctx, 422, errors=errors, values=values)
+    log.info("account %s saved its notification preferences", ctx.actor.username)
+    return _notify_page(request, ctx, saved=True)
 
 
 # --- second step of signing in ------------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from anju.alerts.facts import Facts, History
 from anju.alerts.model import AlertDraft, Seen, Severity
@@ -28,8 +28,21 @@ class ModelParams(BaseModel):
     enabled: bool = Field(True, description="whether the model runs in the community")
     severity: Severity = Field(Severity.MEDIUM, description="severity of the alerts it raises")
     recipients: tuple[str, ...] = Field(
-        (), description="role codes the alert is dispatched to (empty: the service's default)"
+        (),
+        description="who the alert is dispatched to: a role group (officer, grid, property), "
+        "a role code in one, or user:<username>; the first must acknowledge, the others are "
+        "copied (empty: the service's default)",
     )
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients_name_someone(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from anju.alerts.service import recipient_target  # the service imports the models
+
+        unknown = [entry for entry in value if recipient_target(entry) is None]
+        if unknown:
+            raise ValueError(f"not a role group, role or user:<username>: {', '.join(unknown)}")
+        return value
 
 
 class Window(BaseModel):
