@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import threading
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -131,6 +132,7 @@ def send(node: Any, code: str, kind: Kind, at: dt.datetime, ident: str, **kw: An
         sender = sender_for(device)
     processed = deliver(node, [Event(device=code, kind=kind, at=at, id=ident, **kw)], sender)
     assert processed.results[0].status == "accepted", processed.results
+    assert node.rules.drain(10)  # the models run on the rules thread
 
 
 def alerts(node: Any, model: str, community: int) -> list[Alert]:
@@ -211,6 +213,7 @@ def test_a_broken_model_does_not_lose_the_event_or_the_other_alerts(
         send(app_node, "RE-LANE", Kind.FIRE_LANE_BLOCKED, utcnow(), "l1", data={"seconds": 1200})
     finally:
         app_node.rules = saved
+        rules.close()
     assert rules.failures == {"boom": 1}
     [lane] = alerts(app_node, "fire", site["community"])[-1:]
     assert lane.fingerprint.startswith("fire:lane:")
@@ -241,6 +244,66 @@ def test_configuration_is_inherited_validated_and_versioned(app_node: Any, site:
         assert len(logged) >= 3
 
 
+class Gated(AlertModel):
+    """Records what it is given; its events wait at a gate the test opens."""
+
+    code = "gated"
+    name = "记录模型"
+    kinds = frozenset({"fire.smoke"})
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.calls: list[str] = []
+
+    def on_event(self, event: Seen, ctx: RuleCtx) -> list[AlertDraft]:
+        self.gate.wait(10)
+        self.calls.append(f"event {event.device_code}")
+        return []
+
+    def on_tick(self, now: dt.datetime, ctx: RuleCtx) -> list[AlertDraft]:
+        self.calls.append("tick")
+        return []
+
+
+def test_deliveries_do_not_wait_for_the_models_and_ticks_wait_their_turn(
+    app_node: Any, site: Any
+) -> None:
+    """deliver() hands the stored events to the rules thread and returns; a tick runs after
+    the events handed over before it; after close() the work runs on the caller's thread."""
+    with app_node.unit_of_work() as ctx:
+        registry.devices.create(
+            ctx,
+            schemas.DeviceCreate(community_id=site["community"], code="RE-SMOKE-Q",
+                                 name="烟感", kind="smoke_detector"),
+        )  # fmt: skip
+        sender = sender_for(ctx.session.scalar(select(Device).where(Device.code == "RE-SMOKE-Q")))
+    saved, rules, gated = app_node.rules, NodeRules(), Gated()
+    rules.ready(app_node)
+    assert rules.engine is not None
+    rules.engine = Engine(
+        facts=rules.engine.facts, history=rules.engine.history, configs=rules.engine.configs,
+        models=[gated], tz=TZ,
+    )  # fmt: skip
+    app_node.rules = rules
+    try:
+        smoke = Event(device="RE-SMOKE-Q", kind=Kind.FIRE_SMOKE, at=utcnow(), id="q1", value=1)
+        assert deliver(app_node, [smoke], sender).results[0].status == "accepted"
+        assert gated.calls == []  # stored and answered while the model is still at work
+        ticked = threading.Thread(target=rules.tick, args=(app_node, utcnow()))
+        ticked.start()
+        gated.gate.set()
+        ticked.join(10)
+        assert rules.drain(10)
+        assert gated.calls[0] == "event RE-SMOKE-Q" and set(gated.calls[1:]) == {"tick"}
+    finally:
+        app_node.rules = saved
+        rules.close()
+    again = Event(device="RE-SMOKE-Q", kind=Kind.FIRE_SMOKE, at=utcnow(), id="q2", value=1)
+    calls = len(gated.calls)
+    rules.on_stored(app_node, deliver(app_node, [again], sender).stored)  # closed: in line
+    assert gated.calls[calls:] == ["event RE-SMOKE-Q"]
+
+
 def test_state_is_rebuilt_from_the_event_store_after_a_restart(app_node: Any, site: Any) -> None:
     now = utcnow().replace(second=0, microsecond=0)
     round_at = (now - dt.timedelta(hours=2)).astimezone(TZ)
@@ -256,7 +319,10 @@ def test_state_is_rebuilt_from_the_event_store_after_a_restart(app_node: Any, si
     )
     got: list[AlertDraft] = []
     restarted = NodeRules(sink=lambda node, drafts, at: got.extend(drafts))
-    drafts = restarted.tick(app_node, now)
+    try:
+        drafts = restarted.tick(app_node, now)
+    finally:
+        restarted.close()
     missed = [
         d for d in drafts if d.model == "device_health" and d.community_id == site["community"]
     ]

@@ -30,6 +30,7 @@ from anju.events.blobs import FolderBlobs
 from anju.events.feed import LiveFeed
 from anju.events.pipeline import Pipeline
 from anju.events.sql import SqlDevices, SqlEnricher, SqlStore
+from anju.faces.service import FaceService
 from anju.org import service as org_service
 from anju.org.models import Level
 
@@ -48,10 +49,15 @@ class Node:
     sessions: sessionmaker[Session]
     cipher: FieldCipher
     feed: LiveFeed = field(default_factory=LiveFeed)
-    rules: NodeRules = field(default_factory=NodeRules)  # the alert models, after each commit
+    rules: NodeRules = field(default_factory=NodeRules)  # the alert models, on their own thread
     # Alerts have their own feed: the event feed goes to roles that must not see police-only
     # alerts, and its listeners expect events.
     alert_feed: LiveFeed = field(default_factory=LiveFeed)
+    # Face recognition: enrollment, strangers, search; its galleries live in this process.
+    faces: FaceService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.faces = FaceService(self.settings, self.cipher)
 
     def pipeline(self, session: Session) -> Pipeline:
         """The event pipeline over one session (its transaction is the caller's)."""
@@ -61,6 +67,7 @@ class Node:
             store=SqlStore(session),
             blobs=FolderBlobs(self.settings.blob_dir),
             clock=utcnow,
+            faces=self.faces.recognizer(session),
         )
 
     @contextmanager
@@ -76,6 +83,7 @@ class Node:
         return Ctx(session=session, cipher=self.cipher, actor=who, timezone=self.settings.timezone)
 
     def dispose(self) -> None:
+        self.rules.close()  # the alert models finish what was handed over before the pool goes
         self.engine.dispose()
 
 

@@ -6,10 +6,12 @@ configuration (through a callable), registry facts and history (through the inte
 :mod:`anju.alerts.facts`). A model that raises is isolated: the failure is logged with the
 model's code and counted in :attr:`Engine.failures`, and the other models still run.
 
-:class:`NodeRules` wires it into a node: ``deliver()`` calls :meth:`NodeRules.on_stored`
-after the event transaction commits, the once-a-minute ticker calls :meth:`NodeRules.tick`,
-and the drafts go to :func:`anju.alerts.service.raise_or_merge` in a transaction of their
-own. The same code runs in ``anju serve``/``demo`` and in ``anju worker`` processes.
+:class:`NodeRules` wires it into a node: ``deliver()`` hands the stored events over
+(:meth:`NodeRules.on_stored`) after the event transaction commits, the once-a-minute ticker
+calls :meth:`NodeRules.tick`, and both run on the node's rules thread, in order, where the
+drafts go to :func:`anju.alerts.service.raise_or_merge` in a transaction of their own: a
+delivery does not wait for the models or the alerts (``docs/performance.md``, "Alert
+latency"). The same code runs in ``anju serve``/``demo`` and in ``anju worker`` processes.
 
 State is kept in memory and **rebuilt from the event store on start**: the first use in a
 process replays, per model, the stored events of the kinds it watches over its ``replay``
@@ -25,9 +27,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -209,18 +212,23 @@ SYSTEM = Actor.system("rules")
 
 
 def service_sink(node: Any, drafts: list[AlertDraft], now: dt.datetime) -> None:
-    """Raise or merge each draft through the alert service, in one transaction after the
-    events' own; a draft the service refuses is logged and the others still go in."""
+    """Raise or merge each draft through the alert service, in one short transaction after
+    the events' own; a draft the service refuses is logged and the others still go in
+    (``raise_or_merge`` works in a savepoint of its own).
+
+    The commit is durable like the events' own: turning PostgreSQL's ``synchronous_commit``
+    off for it halved its median, but a database crash just after would lose alarms that a
+    restart does not raise again (rebuilt state drops drafts) — an SOS is worth the
+    milliseconds (``docs/performance.md``)."""
     from anju.alerts import notify, service  # they import the engine's package
 
     notices = []
     with node.unit_of_work(SYSTEM) as ctx:
         for draft in drafts:
             try:
-                with ctx.session.begin_nested():
-                    alert, created = service.raise_or_merge(ctx.session, draft, now)
-                    if created:
-                        notices.append(notify.notice_of(ctx.session, alert, "raised"))
+                alert, created = service.raise_or_merge(ctx.session, draft, now)
+                if created:
+                    notices.append(notify.notice_of(ctx.session, alert, "raised"))
             except Exception:
                 log.exception(
                     "alert service refused a %s draft (%s)", draft.model, draft.fingerprint
@@ -231,27 +239,80 @@ def service_sink(node: Any, drafts: list[AlertDraft], now: dt.datetime) -> None:
 
 class ConfigCache:
     """Effective configurations per community, reloaded after ``ttl`` seconds (or at once
-    after a save in this process, :meth:`invalidate`)."""
+    after a save in this process, :meth:`invalidate`). A stale entry goes on answering while
+    a thread reloads it, so no event waits for the reload (as with the registry facts)."""
 
     def __init__(self, sessions: Any, ttl: float = 60.0) -> None:
         self.sessions = sessions
         self.ttl = ttl
-        self._cache: dict[int, tuple[float, dict[str, ModelParams]]] = {}
+        self._cache: dict[int, tuple[float, Mapping[str, ModelParams]]] = {}
+        self._loading: set[int] = set()
+        self._lock = threading.Lock()
+        self._generation = 0  # invalidate() moves it on: a reload begun before is dropped
 
     def __call__(self, community_id: int) -> Mapping[str, ModelParams]:
         hit = self._cache.get(community_id)
-        if hit is None or time.monotonic() - hit[0] > self.ttl:
-            with self.sessions() as session:
-                hit = (time.monotonic(), alert_config.effective(session, community_id))
-            self._cache[community_id] = hit
+        if hit is None:
+            return self._load(community_id)
+        if time.monotonic() - hit[0] > self.ttl:
+            with self._lock:
+                if community_id not in self._loading:
+                    self._loading.add(community_id)
+                    threading.Thread(
+                        target=self._refresh, args=(community_id,), daemon=True,
+                        name=f"anju-alert-config-{community_id}",
+                    ).start()  # fmt: skip
         return hit[1]
 
+    def _load(self, community_id: int) -> Mapping[str, ModelParams]:
+        generation = self._generation
+        with self.sessions() as session:
+            configs = alert_config.effective(session, community_id)
+        if generation == self._generation:
+            self._cache[community_id] = (time.monotonic(), configs)
+        return configs
+
+    def _refresh(self, community_id: int) -> None:
+        try:
+            self._load(community_id)
+        except Exception:  # the stale entry goes on answering; the next call retries
+            log.exception("reloading the alert configuration of community %d failed", community_id)
+        finally:
+            with self._lock:
+                self._loading.discard(community_id)
+
     def invalidate(self) -> None:
+        self._generation += 1
         self._cache.clear()
 
 
+@dataclasses.dataclass(eq=False)
+class _Job:
+    """Work for the rules thread: stored events, or a tick whose drafts someone waits for."""
+
+    node: Any
+    events: list[Seen] | None = None
+    tick_at: dt.datetime | None = None
+    drafts: list[AlertDraft] = dataclasses.field(default_factory=list)
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+MAX_PENDING = 50_000  # events waiting for the models before deliveries wait too
+ROUND = 5_000  # events the thread takes off the queue at most at a time
+
+
 class NodeRules:
-    """The engine of one node process, built on first use (and state rebuilt then)."""
+    """The engine of one node process, on a thread of its own; built on first use (and
+    state rebuilt then).
+
+    ``deliver()`` hands stored events over (:meth:`on_stored`) and goes on: a delivery never
+    waits for the models, the alert transaction or the notifications. The thread takes what
+    is queued in order: each delivery's events through the models, then its drafts in one
+    short transaction. Ticks go through the same queue, so an absence model has seen every
+    event handed over before its tick. :meth:`drain` waits for what was handed over (tests,
+    ``anju evaluate``); :meth:`close` (``Node.dispose``) finishes the queue and stops the
+    thread, after which work runs on the caller's thread.
+    """
 
     def __init__(self, sink: Sink = service_sink, ttl: float = 60.0) -> None:
         self.sink = sink
@@ -265,32 +326,140 @@ class NodeRules:
         self._watched: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())
         self._fed: dict[int, float] = {}
         self._caught_up: dt.datetime | None = None
+        # The queue to the rules thread; _submitted/_done count jobs (drain compares them).
+        self._queue: deque[_Job] = deque()
+        self._pending = 0  # events queued
+        self._submitted = 0
+        self._done = 0
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._closing = False
+        self._inline = threading.Lock()  # after close: one caller at a time
 
     @property
     def failures(self) -> Mapping[str, int]:
         """Exceptions per model code since the process started (for the console)."""
         return dict(self.engine.failures) if self.engine is not None else {}
 
-    def on_stored(self, node: Any, stored: Sequence[tuple[int, Any]]) -> list[AlertDraft]:
-        """After an event transaction committed: run the models and store their drafts.
-        Never raises: the events are stored whatever happens here."""
+    def on_stored(self, node: Any, stored: Sequence[tuple[int, Any]]) -> None:
+        """After an event transaction committed: queue its events for the models (their
+        drafts go to the sink on the rules thread). Never raises: the events are stored
+        whatever happens here."""
         if not stored:
-            return []
+            return
+        try:
+            self._submit(_Job(node, events=[seen(i, row) for i, row in stored]))
+        except Exception:
+            log.exception("rules engine failed on %d stored event(s)", len(stored))
+
+    def tick(self, node: Any, now: dt.datetime) -> list[AlertDraft]:
+        """The minute's tick for every community, after the events handed over before it;
+        returns its drafts (stored by then). Never raises."""
+        job = _Job(node, tick_at=now)
+        self._submit(job)
+        job.done.wait()
+        return job.drafts
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until everything handed over so far has been through the models and its
+        alerts are stored and announced; False if ``timeout`` (seconds) ran out first."""
+        with self._changed:
+            target = self._submitted
+            return self._changed.wait_for(lambda: self._done >= target, timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish what is queued and stop the thread (the node is shutting down)."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("rules engine: %d event(s) still queued at shutdown", self._pending)
+
+    def _submit(self, job: _Job) -> None:
+        with self._changed:
+            if not self._closing and threading.current_thread() is not self._thread:
+                self._start()
+                while self._pending >= MAX_PENDING and self._alive():
+                    self._changed.wait(1.0)  # the models are behind: ingest slows to their pace
+                self._queue.append(job)
+                self._pending += len(job.events or ())
+                self._submitted += 1
+                self._changed.notify_all()
+                return
+        with self._inline:  # closed (or called from the rules thread itself): here and now
+            self._run([job])
+
+    def _alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _start(self) -> None:
+        """Start the thread on first use (and again in a forked child, which has none)."""
+        if self._pid != os.getpid():
+            self._pid, self._thread = os.getpid(), None
+            self._queue.clear()  # the parent's; the parent runs them
+            self._pending = 0
+            self._submitted = self._done
+        if not self._alive():
+            self._thread = threading.Thread(target=self._work, name="anju-rules", daemon=True)
+            self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._queue or self._closing)
+                if not self._queue:
+                    return  # closing, nothing left
+                batch = self._take()
+            try:
+                self._run(batch)
+            finally:
+                with self._changed:
+                    self._done += len(batch)
+                    self._pending -= sum(len(job.events or ()) for job in batch)
+                    self._changed.notify_all()
+
+    def _take(self) -> list[_Job]:
+        """Jobs for one round: events up to :data:`ROUND`, ending at a tick."""
+        batch: list[_Job] = []
+        events = 0
+        while self._queue and events < ROUND:
+            job = self._queue.popleft()
+            batch.append(job)
+            if job.events is None:
+                break
+            events += len(job.events)
+        return batch
+
+    def _run(self, batch: list[_Job]) -> None:
+        """One round, job by job: each delivery's events through the models and their drafts
+        into one alert transaction before the next delivery's (an alarm does not wait for
+        the models to judge the ordinary events queued behind it); ticks in their place."""
+        for job in batch:
+            if job.events is not None:
+                self._evaluate(job.node, job.events)
+                continue
+            try:
+                assert job.tick_at is not None
+                job.drafts = self._tick(job.node, job.tick_at)
+            finally:
+                job.done.set()
+
+    def _evaluate(self, node: Any, events: list[Seen]) -> None:
         try:
             engine = self.ready(node)
             now = utcnow()
-            events = [seen(i, row) for i, row in stored]
             self._note_fed(events)
             drafts = engine.on_events(events, now)
             if drafts:
                 self.sink(node, drafts, now)
-            return drafts
         except Exception:
-            log.exception("rules engine failed on %d stored event(s)", len(stored))
-            return []
+            log.exception("rules engine failed on %d stored event(s)", len(events))
 
-    def tick(self, node: Any, now: dt.datetime) -> list[AlertDraft]:
-        """The minute's tick for every community; never raises."""
+    def _tick(self, node: Any, now: dt.datetime) -> list[AlertDraft]:
         try:
             engine = self.ready(node)
             with node.sessions() as session:

@@ -134,7 +134,7 @@ def deliver(
             else []
         )
     node.feed.publish(published)
-    node.rules.on_stored(node, processed.stored)  # alert models; never raises
+    node.rules.on_stored(node, processed.stored)  # queued for the alert models; never raises
     return processed
 
 
