@@ -124,6 +124,20 @@ def start_life(node: Node, base_url: str, *, seed: int, speed: float = 3600.0) -
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per batch
     # With every alert model's anomaly planted over its first days, so the alert centre has
     # something of each kind to take through the loop.
-    thread = LifeThread(node, base_url, community=DEMO_CODE, seed=seed, speed=speed, anomalies=True)
+    # And a few real photographs through the real face encoder: the demo resident enrolled
+    # by photo and recognised at a gate, a key person watched by photo, returning strangers
+    # (anju.sim.real_faces).
+    with node.unit_of_work() as ctx:
+        community = ctx.session.scalar(select(OrgUnit).where(OrgUnit.code == DEMO_CODE))
+        resident = _demo_resident(ctx.session, community) if community is not None else None
+    thread = LifeThread(
+        node,
+        base_url,
+        community=DEMO_CODE,
+        seed=seed,
+        speed=speed,
+        anomalies=True,
+        real_faces_for=resident.id if resident is not None else None,
+    )
     thread.start()
     return thread

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from anju.bootstrap import Node
+from anju.sim.faces import MODEL as FACE_MODEL
+from anju.sim.faces import enrol_people
 from anju.sim.life import Day, Life, SimEvent, World, by_device, load_world, provision_people
 from anju.sim.senders import HttpSender, Sender, Tally, issue_device_credentials
 
@@ -35,10 +37,13 @@ def _utcnow() -> dt.datetime:
 
 
 def prepare(node: Node, community: str) -> World:
-    """Provision the residents' credentials and read the world (one unit of work)."""
+    """Provision the residents' credentials, read the world and enrol its people's
+    simulated faces (one unit of work)."""
     with node.unit_of_work() as ctx:
         provision_people(ctx.session, community)
-        return load_world(ctx.session, community, node.settings.timezone)
+        world = load_world(ctx.session, community, node.settings.timezone)
+        enrol_people(ctx, node.faces, world)
+        return world
 
 
 def send_events(sender: Sender, events: Iterable[SimEvent]) -> int:
@@ -119,9 +124,11 @@ class LifeThread:
         speed: float = 60.0,
         start: dt.datetime | None = None,
         anomalies: bool = False,
+        real_faces_for: int | None = None,
     ) -> None:
         self.node = node
         self.anomalies = anomalies
+        self.real_faces_for = real_faces_for  # a resident to enrol by photo (sim/real_faces.py)
         self.base_url = base_url
         self.community = community
         self.seed = seed
@@ -162,6 +169,28 @@ class LifeThread:
         )
         return lambda date: by_date[date] if date in by_date else life.day(date).events
 
+    def _with_real_faces(
+        self,
+        world: World,
+        life: Life,
+        events_of: Callable[[dt.date], Sequence[SimEvent]] | None,
+    ) -> Callable[[dt.date], Sequence[SimEvent]]:
+        """Each day's events with the real photographs' captures merged in (the demo)."""
+        from anju.sim import real_faces
+
+        camera = real_faces.camera_of(world)
+        if camera is None or self.real_faces_for is None:
+            return events_of or (lambda date: life.day(date).events)
+        real_faces.enrol(self.node, community_id_of(self.node, self.community), self.real_faces_for)
+        scenes = real_faces.RealFaces(camera)
+        plain = events_of or (lambda date: life.day(date).events)
+
+        def both(date: dt.date) -> Sequence[SimEvent]:
+            extra = scenes.day(date, life.tz, self.seed)
+            return sorted([*plain(date), *extra], key=lambda e: e.at)
+
+        return both
+
     def _run(self) -> None:
         try:
             world = prepare(self.node, self.community)
@@ -185,6 +214,11 @@ class LifeThread:
                 events_of = self._with_anomalies(life, start)
             except Exception:  # plain days are still worth living
                 log.exception("simulator could not plant anomalies; living plain days")
+        if self.real_faces_for is not None:
+            try:
+                events_of = self._with_real_faces(world, life, events_of)
+            except Exception:  # the synthetic faces still work without them
+                log.exception("simulator could not add the real faces")
         try:
             run_paced(life, sender, start, self.speed, self.stop_event, events_of=events_of)
         except Exception:
@@ -225,7 +259,7 @@ def register_watches(node: Node, community_id: int, scenario: Scenario) -> None:
                 )
             )
             if known is None:
-                add_entry(
+                entry = add_entry(
                     ctx.session,
                     org_unit_id=community_id,
                     list_kind=WatchList(watch.list_kind),
@@ -234,3 +268,5 @@ def register_watches(node: Node, community_id: int, scenario: Scenario) -> None:
                     match_type=MatchType(watch.match_type),
                     value=watch.value,
                 )
+                if watch.face:  # a face entry: its photo's vector
+                    node.faces.enroll_watch_vectors(ctx, entry.id, [watch.face], FACE_MODEL)
