@@ -234,6 +234,22 @@ def test_elderly_away_from_the_community_with_a_heartbeat_is_quiet() -> None:
     assert alert.detail["rule"] == "inactive"
 
 
+def test_elderly_gone_out_stays_out_when_the_door_magnets_batch_comes_after_the_gates() -> None:
+    h = elderly()
+    h.tick(local(3, 7))
+    h.event(ev("sensor.infrared", local(3, 7, 30), house_id=HOUSE, value=1))
+    # Leaving at 08:00: the gate's batch reaches the node before the flat's door magnet's.
+    h.event(ev("access.face", local(3, 8, 5), person_id=ELDER, direction="out"))
+    h.event(ev("sensor.door_magnet", local(3, 8), house_id=HOUSE, value=1))
+    for hour in range(1, 30):
+        assert h.tick(local(3, 8) + dt.timedelta(hours=hour)) == []
+    # Home again; a late batch from before the return says nothing new about where she is.
+    h.event(ev("access.face", local(4, 14), person_id=ELDER, direction="in"))
+    h.event(ev("access.face", local(4, 13, 59), person_id=ELDER, direction="out"))
+    [alert] = h.tick(local(4, 17, 1))  # three awake hours after coming home, no motion
+    assert alert.detail["rule"] == "motion"
+
+
 def test_elderly_without_motion_sensing_gets_twelve_awake_hours() -> None:
     h = elderly()
     h.tick(local(3, 7))
@@ -263,6 +279,16 @@ def test_elderly_params_refuse_impossible_values() -> None:
         Window.model_validate({"start": "25:00", "end": "07:00"})
     with pytest.raises(ValidationError, match="differ"):
         Window.model_validate({"start": "07:00", "end": "07:00"})
+
+
+def test_recipients_must_name_a_role_group_role_or_account() -> None:
+    ok = ElderlyInactive.Params.model_validate(
+        {"recipients": ["grid", "property_staff", "user:zhang"]}
+    )
+    assert ok.recipients == ("grid", "property_staff", "user:zhang")
+    with pytest.raises(ValidationError, match="recipients") as refused:
+        ElderlyInactive.Params.model_validate({"recipients": ["grid", "nobody", "user:"]})
+    assert "nobody" in str(refused.value) and "user:" in str(refused.value)
 
 
 # --- fire, emergency, e-bike, perimeter, crowd --------------------------------------------

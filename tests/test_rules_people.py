@@ -166,6 +166,95 @@ def test_two_people_each_with_their_own_credential_and_a_turned_away_visitor_are
     assert out == []
 
 
+def test_tailgating_waits_for_the_tick_not_for_later_events_of_another_device() -> None:
+    h = Harness(Tailgating(), gate_facts())
+    t = local(3, 9)
+    # The reader's five minutes arrive first: an opening at 09:00:02 and one at 09:04.
+    h.event(ev("access.card", t + 2 * S, device=2, person_id=11, direction="in"))
+    h.event(ev("access.card", t + 240 * S, device=2, person_id=12, direction="in"))
+    # Then the camera's: the resident and a stranger behind them at the first opening.
+    h.event(ev("capture.face", t, device=1, subject_type="face", subject_value="T1",
+               person_id=11))  # fmt: skip
+    h.event(ev("capture.face", t + 4 * S, device=1, subject_type="face", subject_value="S-9"))
+    [alert] = h.tick(t + 5 * 60 * S)
+    assert alert.at == t + 2 * S and alert.detail == {"people": 2, "openings": 1}
+
+
+def test_a_leaving_visitors_capture_beside_an_arrival_is_no_tailgating() -> None:
+    # As in an evaluation run: a guest leaving is captured (the camera gives no direction)
+    # and lets herself out two seconds after another guest's pass opened the entry.
+    h = Harness(Tailgating(), gate_facts())
+    t = local(3, 14)
+    h.event(ev("capture.face", t, device=1, subject_type="face", subject_value="S-41"))
+    h.event(ev("capture.face", t + S, device=1, subject_type="face", subject_value="S-53"))
+    h.event(ev("access.qr", t + 3 * S, device=2, subject_type="qr", subject_value="V41",
+               direction="in"))  # fmt: skip
+    h.event(ev("access.remote", t + 4 * S, device=3, direction="out",
+               data={"method": "exit_button"}))  # fmt: skip
+    assert h.tick(t + 2 * 60 * S) == []
+    # Someone leaving never makes an opening suspicious by their own capture going out.
+    h.event(ev("capture.face", t + 600 * S, device=1, subject_type="face", subject_value="S-7",
+               direction="out"))  # fmt: skip
+    h.event(ev("access.card", t + 601 * S, device=2, person_id=11, direction="in"))
+    assert h.tick(t + 15 * 60 * S) == []
+
+
+def test_people_a_few_seconds_apart_each_with_their_own_opening_are_fine() -> None:
+    # As in an evaluation run: each face is captured 2-3 s before its own opening, the next
+    # person 6 s behind — within the window of the first opening, yet with an opening of
+    # their own; and a visitor refused 7 s after another's pass.
+    h = Harness(Tailgating(), gate_facts())
+    t = local(3, 10)
+    for second, face, opening in ((0, "S-6", "V19"), (6, "S-7", "V47")):
+        h.event(ev("capture.face", t + second * S, device=1, subject_type="face",
+                   subject_value=face, direction="in"))  # fmt: skip
+        h.event(ev("access.qr", t + (second + 3) * S, device=2, subject_type="qr",
+                   subject_value=opening, direction="in"))  # fmt: skip
+    for second, person in ((60, 11), (66, 12)):
+        h.event(ev("capture.face", t + second * S, device=1, subject_type="face",
+                   subject_value=f"T{person}", person_id=person, direction="in"))  # fmt: skip
+        h.event(ev("access.face", t + (second + 2) * S, device=2, person_id=person,
+                   direction="in"))  # fmt: skip
+    h.event(ev("capture.face", t + 120 * S, device=1, subject_type="face", subject_value="S-6"))
+    h.event(ev("access.qr", t + 123 * S, device=2, subject_type="qr", subject_value="V28",
+               direction="in"))  # fmt: skip
+    h.event(ev("capture.face", t + 127 * S, device=1, subject_type="face", subject_value="S-8"))
+    h.event(ev("access.denied", t + 130 * S, device=2, subject_type="face", subject_value="S-8",
+               direction="in"))  # fmt: skip
+    # A visitor captured, then her expired pass refused (turned away), beside an arrival.
+    h.event(ev("capture.face", t + 200 * S, device=1, subject_type="face", subject_value="S-1",
+               direction="in"))  # fmt: skip
+    h.event(ev("access.qr", t + 203 * S, device=2, subject_type="qr", subject_value="V127",
+               direction="in"))  # fmt: skip
+    h.event(ev("capture.face", t + 205 * S, device=1, subject_type="face", subject_value="S-11",
+               direction="in"))  # fmt: skip
+    h.event(ev("access.denied", t + 208 * S, device=2, subject_type="qr", subject_value="V148",
+               direction="in", data={"reason": "expired"}))  # fmt: skip
+    assert h.tick(t + 5 * 60 * S) == []
+    # A stranger right behind the second resident is still found, on that opening.
+    h.event(ev("capture.face", t + 400 * S, device=1, subject_type="face", subject_value="T1",
+               person_id=11, direction="in"))  # fmt: skip
+    h.event(ev("access.face", t + 402 * S, device=2, person_id=11, direction="in"))
+    h.event(ev("capture.face", t + 406 * S, device=1, subject_type="face", subject_value="T2",
+               person_id=12, direction="in"))  # fmt: skip
+    h.event(ev("access.face", t + 408 * S, device=2, person_id=12, direction="in"))
+    h.event(ev("capture.face", t + 409 * S, device=1, subject_type="face", subject_value="S-9",
+               direction="in"))  # fmt: skip
+    [alert] = h.tick(t + 10 * 60 * S)
+    assert alert.at == t + 408 * S and alert.detail == {"people": 2, "openings": 1}
+
+
+def test_one_resident_captured_twice_is_one_face() -> None:
+    h = Harness(Tailgating(), gate_facts())
+    t = local(3, 9)
+    # Each capture has a track id of its own; recognition names the same resident.
+    for second, track in ((0, "T1"), (3, "T2")):
+        h.event(ev("capture.face", t + second * S, device=1, subject_type="face",
+                   subject_value=track, person_id=11))  # fmt: skip
+    h.event(ev("access.face", t + 2 * S, device=2, person_id=11, direction="in"))
+    assert h.tick(t + 2 * 60 * S) == []
+
+
 def test_a_device_head_count_above_one_is_tailgating_at_once() -> None:
     h = Harness(Tailgating(), gate_facts())
     [alert] = h.event(ev("access.card", local(3, 9), device=4, person_id=11,

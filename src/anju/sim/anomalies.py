@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import random
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
@@ -21,10 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anju.devices.models import DeviceKind
+from anju.sim.faces import MODEL as FACE_MODEL
+from anju.sim.faces import person_key, track_id
 from anju.sim.life import Day, Home, Life, Resident, SimEvent
 
 LANE_MINUTES = 10  # the fire model's default: a lane blocked this long is an alert
 PATROL_GRACE = dt.timedelta(minutes=60)  # the device-health model's default grace
+CROWD_CAPACITY = 200  # the crowd model's default capacity of an area
+# What the elderly model counts as a sign of life in the house (beside the person's access).
+HOUSE_SIGNS = frozenset({"sensor.door_magnet", "sensor.infrared", "lock.opened"})
 
 
 @dataclass(frozen=True)
@@ -38,16 +44,21 @@ class Truth:
     key: str
     start: dt.datetime
     end: dt.datetime
+    # Wire ids of planted events whose stored subject the key is, when only the node can
+    # name it (a stranger's S- code is given by face recognition): the scorer reads it back.
+    sightings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Watch:
-    """A watchlist entry the scenario needs (list kind, match type, value)."""
+    """A watchlist entry the scenario needs (list kind, match type, value); a face entry
+    also carries its photo's vector (model ``anju-sim-v1``), enrolled with the entry."""
 
     list_kind: str
     match_type: str
     value: str
     category: str
+    face: tuple[float, ...] = ()
 
 
 @dataclass
@@ -59,6 +70,9 @@ class Scenario:
     truths: list[Truth] = field(default_factory=list)
     watches: list[Watch] = field(default_factory=list)
     lookalikes: Counter[str] = field(default_factory=Counter)
+    # Look-alikes a model must not alert on, named the way truths are (model, subject,
+    # period): the evaluation counts the alerts that land on them.
+    decoys: list[Truth] = field(default_factory=list)
 
 
 def _body(
@@ -70,8 +84,10 @@ def _body(
     direction: str | None = None,
     value: float | None = None,
     data: dict[str, Any] | None = None,
+    who: str | None = None,
 ) -> SimEvent:
-    """A planted wire event (id ``eval-…``, a digest of its content)."""
+    """A planted wire event (id ``eval-…``, a digest of its content); ``who`` is whose
+    face it carries (kept here, not sent)."""
     body: dict[str, Any] = {"device": device, "kind": kind, "at": at.isoformat()}
     if subject is not None:
         body["subject"] = {"type": subject[0], "value": subject[1]}
@@ -82,7 +98,7 @@ def _body(
     if data:
         body["data"] = data
     digest = hashlib.blake2b(repr(sorted(body.items())).encode(), digest_size=9).hexdigest()
-    return SimEvent(at, device, {"id": f"eval-{digest}", **body})
+    return SimEvent(at, device, {"id": f"eval-{digest}", **body}, who)
 
 
 class _Planter:
@@ -96,6 +112,8 @@ class _Planter:
         self.tz = life.tz
         self.out = Scenario()
         self.used_devices = {e.device for d in days for e in d.events if e.kind == "fire.smoke"}
+        self.away_house: int | None = None  # the elderly away look-alike's house
+        self.key_person_id: int | None = None
 
     def rng(self, name: str) -> random.Random:
         return random.Random(f"{self.life.seed}/anomalies/{name}")
@@ -103,11 +121,47 @@ class _Planter:
     def at(self, day: dt.date, hours: float) -> dt.datetime:
         return dt.datetime.combine(day, dt.time(), self.tz) + dt.timedelta(hours=hours)
 
-    def truth(self, model: str, key: object, start: dt.datetime, end: dt.datetime) -> None:
-        self.out.truths.append(Truth(model, self.community_id, str(key), start, end))
+    def truth(
+        self,
+        model: str,
+        key: object,
+        start: dt.datetime,
+        end: dt.datetime,
+        sightings: Sequence[SimEvent] = (),
+    ) -> None:
+        ids = tuple(str(e.body["id"]) for e in sightings)
+        self.out.truths.append(Truth(model, self.community_id, str(key), start, end, ids))
+
+    def face(
+        self, device: str, kind: str, who: str, at: dt.datetime, direction: str | None = None
+    ) -> SimEvent:
+        """A planted face seen by a device: a track id and the feature vector, as life sends."""
+        salt = f"{at.isoformat()}|{device}"
+        data = {"feature": self.life.faces.feature(who, salt), "model": FACE_MODEL}
+        subject = ("face", track_id(self.life.seed, device, who, salt))
+        return _body(device, kind, at, subject=subject, direction=direction, data=data, who=who)
 
     def add(self, event: SimEvent) -> None:
         self.out.events.append(event)
+
+    def decoy(
+        self, name: str, model: str, key: object, start: dt.datetime, end: dt.datetime
+    ) -> None:
+        """A look-alike the model must not alert on (counted under ``name``)."""
+        self.out.lookalikes[name] += 1
+        self.out.decoys.append(Truth(model, self.community_id, str(key), start, end))
+
+    def watched_homes(self) -> list[Home]:
+        """Houses of the elderly living alone the model watches: fitted with a door magnet
+        (the builder fits them for the residents it tags ``elderly_alone``), one person,
+        not one the simulator's own quiet days (the frail) already use."""
+        return [
+            h
+            for h in self.world.homes
+            if DeviceKind.DOOR_MAGNET in h.devices
+            and len(h.people) == 1
+            and h.people[0].person_id not in self.life.frail
+        ]
 
     # --- the scenarios ---
 
@@ -169,12 +223,53 @@ class _Planter:
         if not people:
             return
         person = people[rng.randrange(len(people))]
+        self.key_person_id = person.person_id
         self.out.watches.append(Watch("key_person", "person", str(person.person_id), "涉稳"))
         plates = set(self.world.cars.get(person.person_id, ()))
         for day in self.days:
             first = next((e for e in day.events if _names(e, person, plates)), None)
             if first is not None:
                 self.truth("key_person", person.person_id, first.at, first.at)
+
+    def key_person_by_face(self) -> None:
+        """Key persons only the gate camera sees, each coming as a visitor (a visitor pass
+        at the gate, out by the exit button): someone who never lived here, on the list by
+        face (a photo), on two days; and a former tenant, on the list as a registered
+        person, on one day — no card or face-terminal number names them any more, the
+        node knows the face from their registration photo. One police-only alert a day."""
+        rng = self.rng("key_face")
+        gates = [g for g in self.world.gates if g.camera and g.entry and g.exit]
+        if not gates:
+            return
+        outsider = "watch:000"
+        photo = tuple(self.life.faces.template(outsider))
+        self.out.watches.append(Watch("key_person", "face", "SIM-KP-001", "涉稳", photo))
+        days = sorted(rng.sample(self.days, min(3, len(self.days))), key=lambda d: d.date)
+        visits: list[tuple[Day, str, int | None]] = [(d, outsider, None) for d in days[:2]]
+        if self.world.former and len(days) == 3:
+            former = self.world.former[rng.randrange(len(self.world.former))]
+            self.out.watches.append(Watch("key_person", "person", str(former), "涉稳"))
+            visits.append((days[2], person_key(former), former))
+        for day, who, person_id in visits:
+            gate = gates[rng.randrange(len(gates))]
+            assert gate.camera is not None and gate.entry is not None and gate.exit is not None
+            at = self.at(day.date, rng.uniform(9, 19))
+            left = at + dt.timedelta(minutes=rng.uniform(20, 90))
+            seen = [
+                self.face(gate.camera, "capture.face", who, at, "in"),
+                self.face(gate.camera, "capture.face", who, left, "out"),
+            ]
+            qr = ("qr", f"V{day.date:%y%m%d}K{rng.randrange(1000):03d}")
+            self.add(seen[0])
+            self.add(_body(gate.entry, "access.qr", at + dt.timedelta(seconds=3), subject=qr,
+                           direction="in"))  # fmt: skip
+            self.add(seen[1])
+            self.add(_body(gate.exit, "access.remote", left + dt.timedelta(seconds=3),
+                           direction="out", data={"method": "exit_button"}))  # fmt: skip
+            # the outsider is no registered person: the alert names the stranger code the
+            # node gives the face (read back by the scorer)
+            key = person_id if person_id is not None else who
+            self.truth("key_person", key, at, left, seen if person_id is None else ())
 
     def controlled_plate(self) -> None:
         """A stolen car's plate on the controlled list, driven in on two days."""
@@ -200,13 +295,11 @@ class _Planter:
 
     def away_at_daughters(self) -> None:
         """Look-alike: an elderly person living alone goes to her daughter's for two
-        nights; the house is empty (no motion, no door) but its sensors' heartbeats go on."""
+        nights, out through a gate; the house is empty (no motion, no door) but its
+        sensors' heartbeats go on. The model stops the clock while they are out of the
+        community (documented semantics): no alert."""
         rng = self.rng("away")
-        homes = [
-            h
-            for h in self.world.homes
-            if h.elderly_alone and h.people and h.people[0].person_id not in self.life.frail
-        ]
+        homes = self.watched_homes()
         gates = [g for g in self.world.gates if g.entry and g.exit]
         if not homes or not gates or len(self.days) < 3:
             return
@@ -215,6 +308,7 @@ class _Planter:
         first = rng.randrange(len(self.days) - 2)
         leave = self.at(self.days[first].date, 10)
         back = self.at(self.days[first + 2].date, 16)
+        self.away_house = home.house_id
         inside = {c for k, c in home.devices.items() if k is not DeviceKind.WATER_METER}
         for day in self.days[first : first + 3]:
             for e in day.events:
@@ -226,7 +320,33 @@ class _Planter:
         who = ("person", person.employee_no or "")
         self.add(_body(gate.exit, "access.face", leave, subject=who, direction="out"))
         self.add(_body(gate.entry, "access.face", back, subject=who, direction="in"))
-        self.out.lookalikes["elderly away at her daughter's, house empty"] += 1
+        self.decoy(
+            "elderly away at her daughter's, house empty, heartbeats on",
+            "elderly_inactive", person.person_id, leave, back,
+        )  # fmt: skip
+
+    def quiet_at_home(self) -> None:
+        """An elderly person living alone stays in, unwell, for a whole day: no motion, no
+        door, no lock, no passage — only the sensors' heartbeats. One a week, in a house
+        the away look-alike does not use, from the second day on (the model needs a sign
+        of life to count from)."""
+        rng = self.rng("quiet")
+        homes = [h for h in self.watched_homes() if h.house_id != self.away_house]
+        if not homes or len(self.days) < 2:
+            return
+        rng.shuffle(homes)
+        for n, index in enumerate(range(1 + rng.randrange(min(6, len(self.days) - 1)),
+                                        len(self.days), 7)):  # fmt: skip
+            home = homes[n % len(homes)]
+            person = home.people[0]
+            day = self.days[index]
+            inside = set(home.devices.values())
+            for e in day.events:
+                sign = e.device in inside and e.kind in HOUSE_SIGNS
+                if sign or _names(e, person):
+                    self.out.dropped.add(str(e.body["id"]))
+            woke, bed = self.at(day.date, 7), self.at(day.date, 21.5)
+            self.truth("elderly_inactive", person.person_id, woke, bed)
 
     def missed_patrol(self) -> None:
         """The guard skips one patrol point's 2:00 round every third night."""
@@ -287,12 +407,14 @@ class _Planter:
         if not cameras:
             return
         for i, day in enumerate(self.days[::4]):
-            camera, face = cameras[rng.randrange(len(cameras))], f"loiter-{i:03d}"
+            camera, face = cameras[rng.randrange(len(cameras))], f"loiter:{i:03d}"
             at = self.at(day.date, rng.uniform(10, 20))
             times = sorted(at + dt.timedelta(minutes=rng.uniform(0, 45)) for _ in range(7))
-            for t in times:
-                self.add(_body(camera, "capture.face", t, subject=("face", face)))
-            self.truth("stranger_loitering", face.upper(), times[5], times[-1])
+            seen = [self.face(camera, "capture.face", face, t) for t in times]
+            for event in seen:
+                self.add(event)
+            # keyed by the stranger code the node gives the face (read back by the scorer)
+            self.truth("stranger_loitering", face.upper(), times[5], times[-1], seen)
 
     def suspicious(self) -> None:
         """An unknown card swiped in at a unit door every fourth day; visitors' QR passes at
@@ -330,10 +452,104 @@ class _Planter:
                        direction="in"))  # fmt: skip
         self.out.lookalikes["resident coming home late once"] += 1
 
+    def tailgating(self) -> None:
+        """A stranger slipping in behind a resident at a gate, every other day: the gate's
+        camera captures the resident and, two seconds later, an unknown face; the entry
+        opens once. The look-alike, every day: two residents one right after the other,
+        each captured and each opening the gate with their own face or card."""
+        rng = self.rng("tailgate")
+        gates = [g for g in self.world.gates if g.entry and g.camera]
+        watched = {h.people[0].person_id for h in self.watched_homes()}
+        people = [
+            p
+            for p in self.world.residents()
+            if p.employee_no and p.card and 18 <= p.age < 60
+            and p.person_id not in watched and p.person_id != self.key_person_id
+        ]  # fmt: skip
+        if not gates or len(people) < 2:
+            return
+        second = dt.timedelta(seconds=1)
+        for i, day in enumerate(self.days):
+            gate = gates[rng.randrange(len(gates))]
+            assert gate.entry is not None and gate.camera is not None
+            first, other = rng.sample(people, 2)
+            at = self.at(day.date, rng.uniform(8, 14))
+            self._pass(gate.camera, gate.entry, first, at, by_card=False)
+            if i % 2 == 0:
+                tail = f"tailgater:{i:03d}"
+                self.add(self.face(gate.camera, "capture.face", tail, at + 2 * second, "in"))
+                self.truth("tailgating", gate.entry, at, at)
+            # The look-alike, hours apart from the case.
+            at = self.at(day.date, rng.uniform(15, 21))
+            self._pass(gate.camera, gate.entry, first, at, by_card=False)
+            self._pass(gate.camera, gate.entry, other, at + 3 * second, by_card=True)
+            self.decoy(
+                "two residents one after the other, each with their own credential",
+                "tailgating", gate.entry, at, at + 3 * second,
+            )  # fmt: skip
+
+    def _pass(
+        self, camera: str, entry: str, person: Resident, at: dt.datetime, *, by_card: bool
+    ) -> None:
+        """A resident captured at a gate, then let in by their face or card a second later."""
+        face = person_key(person.person_id)
+        self.add(self.face(camera, "capture.face", face, at - dt.timedelta(seconds=1), "in"))
+        who = ("person", person.employee_no or "")
+        if by_card:
+            card = ("card", person.card or "")
+            self.add(_body(entry, "access.card", at, subject=card, direction="in"))
+        else:
+            self.add(_body(entry, "access.face", at, subject=who, direction="in"))
+
+    def crowd(self) -> None:
+        """Areas with a people-counting camera (the evaluation puts two in the community's
+        squares) report a head count every ten minutes from 6:00 to 22:00: a morning and
+        an evening peak, the evening one busy but under capacity (the look-alike, every
+        day); and, each day at one of them in turn, a crowd of 20 to 40 minutes above
+        capacity (one alert per area per day)."""
+        rng = self.rng("crowd")
+        counters = sorted(c for c, k in self.world.devices.items() if k is DeviceKind.VIDEO_CAMERA)
+        if not counters:
+            return
+        cap = CROWD_CAPACITY
+        for i, day in enumerate(self.days):
+            surge_at = counters[i % len(counters)]
+            for code in counters:
+                peak_hour, peak = rng.uniform(19, 20.5), rng.uniform(0.85, 0.97)
+                start = rng.uniform(9.5, 17) if code == surge_at else None
+                end = start + rng.uniform(20, 40) / 60 if start is not None else None
+                over: list[dt.datetime] = []
+                for step in range(6 * 6, 22 * 6 + 1):
+                    hours = step / 6
+                    at = self.at(day.date, hours)
+                    if start is not None and end is not None and start <= hours <= end:
+                        count = round(cap * rng.uniform(1.05, 1.35))
+                        over.append(at)
+                    else:
+                        share = (
+                            0.08 + 0.3 * _bump(hours, 7.5, 0.6) + 0.15 * _bump(hours, 12.5, 1.2)
+                            + (peak - 0.08) * _bump(hours, peak_hour, 0.7)
+                        )  # fmt: skip
+                        count = min(int(cap * 0.97), round(cap * share * rng.uniform(0.97, 1.03)))
+                    self.add(_body(code, "crowd.count", at, value=count, data={"unit": "persons"}))
+                if over:
+                    self.truth("crowd", code, over[0], over[-1])
+                busy = self.at(day.date, peak_hour)
+                self.decoy(
+                    "busy evening hour under capacity", "crowd", code,
+                    busy - dt.timedelta(hours=1), busy + dt.timedelta(hours=1),
+                )  # fmt: skip
+
+
+def _bump(x: float, centre: float, width: float) -> float:
+    return math.exp(-(((x - centre) / width) ** 2) / 2)
+
 
 def _names(event: SimEvent, person: Resident, plates: Collection[str] = ()) -> bool:
     """Whether a normal-life event names this resident (face, card, lock credential or the
-    plate of their car)."""
+    plate of their car) or holds their face."""
+    if event.who is not None:
+        return event.who == person_key(person.person_id)
     subject = event.body.get("subject") or {}
     value = subject.get("value")
     if value is not None and (value in (person.employee_no, person.card) or value in plates):
@@ -349,14 +565,26 @@ def _second(event: SimEvent, tz: Any) -> float:
     return local.hour * 3600 + local.minute * 60 + local.second
 
 
-def life_truths(life: Life, days: Iterable[Day], community_id: int) -> list[Truth]:
+def life_truths(
+    life: Life, days: Iterable[Day], community_id: int, dropped: Collection[str] = ()
+) -> list[Truth]:
     """The incidents normal life already holds, as truths: smoke alarms, fire lanes blocked
-    long enough, e-bikes at unit doors, device faults, and the elderly's quiet days."""
+    long enough, e-bikes at unit doors, device faults, and the elderly's quiet days — not
+    those whose event a scenario took out (``dropped`` wire ids: a kitchen's smoke in the
+    house of an elderly person away at her daughter's)."""
     tz = life.tz
-    homes: dict[int, Home] = {h.people[0].person_id: h for h in life.world.homes if h.people}
+    # The model watches the houses of residents tagged elderly living alone: those the
+    # builder fitted with a door magnet (others living alone at 60+ are not watched).
+    homes: dict[int, Home] = {
+        h.people[0].person_id: h
+        for h in life.world.homes
+        if len(h.people) == 1 and DeviceKind.DOOR_MAGNET in h.devices
+    }
     out: list[Truth] = []
     for day in days:
         for e in day.events:
+            if dropped and e.body["id"] in dropped:
+                continue
             data = e.body.get("data") or {}
             smoke = e.kind == "fire.smoke" and data.get("state") == "alarm"
             lane = e.kind == "fire.lane_blocked" and data.get("seconds", 0) >= LANE_MINUTES * 60
@@ -383,17 +611,21 @@ def plant(life: Life, days: Sequence[Day], community_id: int) -> Scenario:
         planter.sos,
         planter.perimeter,
         planter.key_person,
+        planter.key_person_by_face,
         planter.controlled_plate,
         planter.away_at_daughters,
+        planter.quiet_at_home,
         planter.missed_patrol,
         planter.rentals,
         planter.loitering,
         planter.suspicious,
         planter.night_entries,
+        planter.tailgating,
+        planter.crowd,
     ):
         step()
     scenario = planter.out
-    scenario.truths.extend(life_truths(life, days, community_id))
+    scenario.truths.extend(life_truths(life, days, community_id, scenario.dropped))
     scenario.events.sort(key=lambda e: (e.at, e.device, e.body["id"]))
     return scenario
 

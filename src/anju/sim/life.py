@@ -37,6 +37,8 @@ from anju.registry.models import (
     SecurityStaff,
     Vehicle,
 )
+from anju.sim.faces import MODEL as FACE_MODEL
+from anju.sim.faces import SimFaces, person_key, track_id
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ CHATTY = frozenset(
         DeviceKind.BARRIER,
         DeviceKind.FACE_CAMERA,
         DeviceKind.VEHICLE_CAMERA,
+        DeviceKind.VIDEO_CAMERA,  # e.g. a people-counting camera on a square
     }
 )
 DAILY = frozenset(
@@ -74,6 +77,8 @@ HOUSE_KINDS = frozenset(
     }
 )
 UNKNOWN_VEHICLE_SHARE = 0.10
+GATE_CAPTURE_SHARE = 0.7  # of residents walking through a gate, those its camera captures
+PATROL_ROUTE = 12  # patrol points one guard walks per round: 10 + 12 × 4 minutes at most
 FRAIL_SHARE = 0.25  # of the elderly living alone: those who sometimes stay in all day
 METER_EPOCH = dt.date(2024, 1, 1)  # water meters count from here
 _PLATE_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -145,6 +150,7 @@ class World:
     patrol_points: tuple[str, ...] = ()
     lobby_smoke: tuple[str, ...] = ()
     guard_cards: tuple[str, ...] = ()
+    former: tuple[int, ...] = ()  # people who lived here and moved away (former tenants)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -164,6 +170,7 @@ class SimEvent:
     at: dt.datetime
     device: str
     body: dict[str, Any]
+    who: str | None = None  # whose face a capture holds (the truth, never sent)
 
     @property
     def kind(self) -> str:
@@ -367,6 +374,12 @@ def load_world(session: Session, community_code: str, timezone: str) -> World:
             if g is not None and (c := credentials.get((g, CredentialKind.CARD))) is not None
         )
     )
+    moved = session.scalars(
+        select(Residency.person_id).where(
+            Residency.community_id == cid, Residency.end_date.is_not(None)
+        )
+    )
+    former = tuple(sorted({p for p in moved if p not in residents}))
     return World(
         community=community_code,
         timezone=timezone,
@@ -379,6 +392,7 @@ def load_world(session: Session, community_code: str, timezone: str) -> World:
         patrol_points=tuple(patrol),
         lobby_smoke=tuple(lobby),
         guard_cards=guard_cards,
+        former=former,
     )
 
 
@@ -421,6 +435,7 @@ class Life:
         frail = picker.sample(homes, max(1, round(len(homes) * FRAIL_SHARE))) if homes else []
         self.frail = frozenset(h.people[0].person_id for h in frail)
         self._known_plates = {p for plates in world.cars.values() for p in plates}
+        self.faces = SimFaces(world.community)  # residents' faces stay those enrolled
 
     def days(self, first: dt.date, last: dt.date) -> Iterator[Day]:
         """Each day from ``first`` to ``last`` (both included)."""
@@ -484,6 +499,8 @@ class _DayBuilder:
         self.world = life.world
         self.date = date
         self.rng = _stable(life.seed, "day", date.isoformat())
+        # captures draw from their own stream: adding them left the rest of the day as it was
+        self.face_rng = _stable(life.seed, "faces", date.isoformat())
         self.midnight = dt.datetime.combine(date, dt.time(), life.tz)
         self.weekday = date.weekday() < 5
         self.events: list[SimEvent] = []
@@ -504,6 +521,7 @@ class _DayBuilder:
         direction: str | None = None,
         value: float | None = None,
         data: dict[str, Any] | None = None,
+        who: str | None = None,
     ) -> None:
         """Add one event at ``second`` after midnight (dropped if outside the day)."""
         if device is None or not 0 <= second < DAY_SECONDS:
@@ -520,7 +538,27 @@ class _DayBuilder:
         if data:
             body["data"] = data
         body = {"id": self._event_id(body), **body}
-        self.events.append(SimEvent(at, device, body))
+        self.events.append(SimEvent(at, device, body, who))
+
+    def face(
+        self,
+        device: str | None,
+        kind: str,
+        who: str,
+        second: float,
+        *,
+        direction: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """A device sees a face: it sends a track id of its own and the face's feature vector
+        (``data.feature``, ``data.model``); who it is stays here, for the node to recognise."""
+        if device is None:
+            return
+        salt = f"{self.date.isoformat()}|{device}|{int(second)}"
+        face = {"feature": self.life.faces.feature(who, salt), "model": FACE_MODEL}
+        subject = ("face", track_id(self.life.seed, device, who, salt))
+        self.emit(device, kind, second, subject=subject, direction=direction,
+                  data={**(data or {}), **face}, who=who)  # fmt: skip
 
     def _event_id(self, body: dict[str, Any]) -> str:
         """A digest of the content: the same event always gets the same id."""
@@ -681,8 +719,8 @@ class _DayBuilder:
             self.car(gate, plates[0], "in", back)
             self.registered_car_passes += 2
         else:
-            self.passage(gate.exit, person, "out", leave + walk)
-            self.passage(gate.entry, person, "in", back)
+            self.passage(gate.exit, person, "out", leave + walk, camera=gate.camera)
+            self.passage(gate.entry, person, "in", back, camera=gate.camera)
         inside = back + walk
         self.passage(home.unit_door, person, "in", inside)
         lock = home.devices.get(DeviceKind.SMART_LOCK)
@@ -693,10 +731,24 @@ class _DayBuilder:
             self.emit(lock, "lock.opened", inside + rng.uniform(40, 120), data=data)
         self.door_magnet(magnet, inside + rng.uniform(40, 120))
 
-    def passage(self, device: str | None, person: Resident, direction: str, second: float) -> None:
-        """A resident passing a face gate or unit door: by face mostly, by card sometimes."""
+    def passage(
+        self,
+        device: str | None,
+        person: Resident,
+        direction: str,
+        second: float,
+        *,
+        camera: str | None = None,
+    ) -> None:
+        """A resident passing a face gate or unit door: by face mostly, by card sometimes;
+        the gate's capture camera, if any, catches most faces as they pass (in the same
+        second: a capture is never far from the door use it belongs to)."""
         if device is None:
             return
+        seen = camera is not None and (person.card or person.employee_no)
+        if seen and self.face_rng.random() < GATE_CAPTURE_SHARE:
+            key = person_key(person.person_id)
+            self.face(camera, "capture.face", key, second, direction=direction)
         by_card = person.card is not None and (
             person.employee_no is None or self.rng.random() < (0.5 if person.age >= 60 else 0.15)
         )
@@ -754,7 +806,8 @@ class _DayBuilder:
             self.emit(device, "sensor.door_magnet", closed + 2, value=0, data={"state": "closed"})
 
     def visitors(self) -> None:
-        """Couriers, food delivery and guests at the gates: QR passes, unknown faces, denials."""
+        """Couriers, food delivery and guests at the gates: QR passes, unknown faces, denials
+        (the camera captures them at the gate as they use it)."""
         gates = [g for g in self.world.gates if g.entry]
         if not gates:
             return
@@ -768,26 +821,20 @@ class _DayBuilder:
             if delivery:
                 peak = 12 if self.rng.random() < 0.5 else 18.5
                 second = self.rng.gauss(peak * 3600, 4000)
-                face = f"courier-{self.rng.randrange(couriers):03d}"
+                face = f"courier:{self.rng.randrange(couriers):03d}"
                 stay = self.rng.uniform(4, 15) * 60
             else:
                 second = self.rng.uniform(9.5, 20.5) * 3600
-                face = f"guest-{self.date:%m%d}-{n:03d}"
+                face = f"guest:{self.date:%Y%m%d}:{n:03d}"
                 stay = self.rng.uniform(0.5, 4) * 3600
-            self.emit(gate.camera, "capture.face", second - 3, subject=("face", face))
+            self.face(gate.camera, "capture.face", face, second, direction="in")
             draw = self.rng.random()
             if draw < 0.6:  # a visitor pass (访客二维码)
                 qr = f"V{self.date:%y%m%d}{n:04d}"
                 self.emit(gate.entry, "access.qr", second, subject=("qr", qr), direction="in")
             elif draw < 0.9:  # unknown face, then the guard lets them in
-                self.emit(
-                    gate.entry,
-                    "access.denied",
-                    second,
-                    subject=("face", face),
-                    direction="in",
-                    data={"reason": "face not matched"},
-                )
+                self.face(gate.entry, "access.denied", face, second, direction="in",
+                          data={"reason": "face not matched"})  # fmt: skip
                 self.emit(
                     gate.entry,
                     "access.remote",
@@ -806,7 +853,7 @@ class _DayBuilder:
                     data={"reason": "expired"},
                 )
                 continue
-            self.emit(gate.camera, "capture.face", second + stay - 3, subject=("face", face))
+            self.face(gate.camera, "capture.face", face, second + stay, direction="out")
             self.emit(
                 gate.exit,
                 "access.remote",
@@ -893,25 +940,28 @@ class _DayBuilder:
             )
 
     def patrols(self) -> None:
-        """Night rounds: the guard checks in at every patrol point every two hours."""
-        if not self.world.patrol_points:
-            return
+        """Night rounds: every two hours the guards check in at every patrol point, one
+        guard per :data:`PATROL_ROUTE` points so a round ends within the hour's grace
+        (one guard walking 40 points would need about 100 minutes)."""
+        points = list(self.world.patrol_points)
+        routes = [points[i : i + PATROL_ROUTE] for i in range(0, len(points), PATROL_ROUTE)]
         for hour in (0, 2, 4, 22):
-            card = (
-                self.world.guard_cards[hour % len(self.world.guard_cards)]
-                if self.world.guard_cards
-                else None
-            )
-            second = hour * 3600 + self.rng.uniform(0, 600)
-            for code in self.world.patrol_points:
-                second += self.rng.uniform(60, 240)
-                self.emit(
-                    code,
-                    "patrol.checkin",
-                    second,
-                    subject=("card", card) if card else None,
-                    data={"point": code},
+            for n, route in enumerate(routes):
+                card = (
+                    self.world.guard_cards[(hour + n) % len(self.world.guard_cards)]
+                    if self.world.guard_cards
+                    else None
                 )
+                second = hour * 3600 + self.rng.uniform(0, 600)
+                for code in route:
+                    second += self.rng.uniform(60, 240)
+                    self.emit(
+                        code,
+                        "patrol.checkin",
+                        second,
+                        subject=("card", card) if card else None,
+                        data={"point": code},
+                    )
 
     def heartbeats(self) -> None:
         """Chatty devices every five minutes (not while faulty), the rest every half hour,

@@ -186,10 +186,21 @@ class TailgatingParams(ModelParams):
 
 
 class Tailgating(AlertModel):
-    """More people passed a door than it was opened for: distinct faces captured (or a
-    device's own head count) around an opening outnumber the openings. Judged once the
-    window after an opening and ``settle_seconds`` have passed, so a second person's own
-    credential, and the camera's batch delivered after the reader's, can arrive."""
+    """More people passed a door than it was opened for. Each face captured at the door is
+    matched to an opening within ``seconds`` of it, one face per opening — the opening of
+    the same recognised person first, else the earliest; a face left over beside an opening
+    another face took is someone who came in without opening, and the alert names that
+    opening. A face is the person recognised in it, else its subject (a stranger's cluster,
+    a track id); the same face again within the window counts once. A refusal at the door
+    accounts for one face too (a visitor's expired pass: captured, refused, turned away),
+    and a face refused by face did not pass at all. Openings going out may take a face the
+    camera caught without a direction; neither they nor refusals are ever named. Captures
+    marked going out are not counted. A device's own head count above one alerts at once.
+
+    Judged on the tick, once a face's window and ``settle_seconds`` have passed by the
+    tick's clock: the reader's and the camera's batches arrive separately, in either order,
+    and a later event of one device must not close the judgement before the other's are
+    in. (A face delivered after its time was judged is not judged.)"""
 
     code = "tailgating"
     name = "尾随进入"
@@ -197,22 +208,26 @@ class Tailgating(AlertModel):
     kinds = GRANTED | {"capture.face", "access.denied", "door.opened"}
 
     def on_event(self, event: Seen, ctx: RuleCtx) -> list[AlertDraft]:
-        if event.history or event.direction == "out":
+        if event.history:
             return []
-        p: TailgatingParams = ctx.config
         doors: dict[str, _Door] = ctx.state.setdefault("doors", {})
         door = doors.setdefault(door_of(event, ctx), _Door())
         if event.kind in GRANTED:
-            _add(door.grants, event.at, event)
-        elif event.kind == "capture.face" and event.subject_value:
-            _add(door.faces, event.at, event.subject_value)
-        elif event.kind == "access.denied" and event.subject_value:
-            _add(door.denied, event.at, event.subject_value)
-        out = self._judge(ctx, door, event.at, p)
-        persons = event.data.get("persons") or event.data.get("count")
-        if event.kind in GRANTED and isinstance(persons, int) and persons > 1:
-            out.append(self._alert(ctx, event, persons, 1))
-        return out
+            if event.direction == "out":
+                _add(door.exits, event.at, event)
+                return []
+            _add(door.entries, event.at, event)
+            persons = event.data.get("persons") or event.data.get("count")
+            if isinstance(persons, int) and persons > 1:
+                return [self._alert(ctx, event, persons, 1)]
+        elif event.kind == "capture.face" and event.direction != "out":
+            if face := _face(event):
+                _add(door.faces, event.at, (face, event.direction, event.person_id))
+        elif event.kind == "access.denied":
+            _add(door.refusals, event.at, event)
+            if face := _face(event):
+                _add(door.denied, event.at, face)
+        return []
 
     def on_tick(self, now: dt.datetime, ctx: RuleCtx) -> list[AlertDraft]:
         out: list[AlertDraft] = []
@@ -223,27 +238,42 @@ class Tailgating(AlertModel):
     def _judge(
         self, ctx: RuleCtx, door: _Door, now: dt.datetime, p: TailgatingParams
     ) -> list[AlertDraft]:
-        """Judge, once, the door's openings whose window has passed; then forget what no
-        opening still to be judged can need. (An opening delivered after its time was
-        judged is not judged.)"""
+        """Match the faces whose window has passed to openings (see the class); then forget
+        what no face still to be judged can need."""
         w = dt.timedelta(seconds=p.seconds)
         until = now - w - dt.timedelta(seconds=p.settle_seconds)
         if until <= door.judged_to:
             return []
-        out: list[AlertDraft] = []
-        first = bisect.bisect_right(door.grants, door.judged_to, key=_time)
-        last = bisect.bisect_left(door.grants, until, key=_time)
-        for at, grant in door.grants[first:last]:
-            denied = set(_near(door.denied, at, w))
-            faces = {f for f in _near(door.faces, at, w) if f not in denied}
-            grants = len(_near(door.grants, at, w))
-            if len(faces) > grants:
-                out.append(self._alert(ctx, grant, len(faces), grants))
+        extra: dict[int, tuple[Seen, int]] = {}  # opening (event id) -> faces left over
+        first = bisect.bisect_right(door.faces, door.judged_to, key=_time)
+        last = bisect.bisect_right(door.faces, until, key=_time)
+        for at, (face, direction, person) in door.faces[first:last]:
+            if face in _near(door.denied, at, w):
+                continue
+            before = door.last_seen.get(face)
+            door.last_seen[face] = at
+            if before is not None and at - before <= w:
+                continue  # the same face again
+            entries = _around(door.entries, at, w)
+            pool = entries + _around(door.refusals, at, w)
+            if direction is None:
+                pool += _around(door.exits, at, w)
+            free = [(t, o) for t, o in pool if o.id not in door.used]
+            if free:
+                own = [(t, o) for t, o in free if person is not None and o.person_id == person]
+                taken, opening = min(own or free, key=_time)
+                door.used[opening.id] = taken
+            elif entries:
+                _t, opening = min(entries, key=lambda e: abs(e[0] - at))
+                extra[opening.id] = (opening, extra.get(opening.id, (opening, 0))[1] + 1)
         door.judged_to = until
         horizon = until - w
-        for items in (door.grants, door.faces, door.denied):
+        del door.faces[:last]
+        for items in (door.entries, door.exits, door.refusals, door.denied):
             del items[: bisect.bisect_left(items, horizon, key=_time)]
-        return out
+        door.used = {k: t for k, t in door.used.items() if t >= horizon}
+        door.last_seen = {k: t for k, t in door.last_seen.items() if t >= horizon}
+        return [self._alert(ctx, o, 1 + n, 1) for o, n in extra.values()]
 
     def _alert(self, ctx: RuleCtx, grant: Seen, people: int, openings: int) -> AlertDraft:
         where = _where(grant, ctx)
@@ -254,13 +284,27 @@ class Tailgating(AlertModel):
         )  # fmt: skip
 
 
+def _face(event: Seen) -> str | None:
+    """Who a face is: the recognised person, else the subject (stranger cluster, track)."""
+    if event.person_id is not None:
+        return f"person:{event.person_id}"
+    return f"{event.subject_type}:{event.subject_value}" if event.subject_value else None
+
+
 @dataclass
 class _Door:
     """What one door saw lately, each list in time order."""
 
-    grants: list[tuple[dt.datetime, Seen]] = field(default_factory=list)
-    faces: list[tuple[dt.datetime, str]] = field(default_factory=list)
-    denied: list[tuple[dt.datetime, str]] = field(default_factory=list)
+    entries: list[tuple[dt.datetime, Seen]] = field(default_factory=list)  # openings in
+    exits: list[tuple[dt.datetime, Seen]] = field(default_factory=list)  # openings out
+    refusals: list[tuple[dt.datetime, Seen]] = field(default_factory=list)
+    # (face, direction, recognised person)
+    faces: list[tuple[dt.datetime, tuple[str, str | None, int | None]]] = field(
+        default_factory=list
+    )
+    denied: list[tuple[dt.datetime, str]] = field(default_factory=list)  # refused faces
+    used: dict[int, dt.datetime] = field(default_factory=dict)  # openings taken (id -> time)
+    last_seen: dict[str, dt.datetime] = field(default_factory=dict)  # face -> when
     judged_to: dt.datetime = NEVER
 
 
@@ -276,11 +320,18 @@ def _add(items: list[tuple[dt.datetime, Any]], at: dt.datetime, value: Any) -> N
         items.insert(bisect.bisect_right(items, at, key=_time), (at, value))
 
 
-def _near(items: list[tuple[dt.datetime, Any]], at: dt.datetime, w: dt.timedelta) -> list[Any]:
-    """The values of the time-ordered ``items`` within ``w`` of ``at``."""
+def _around(
+    items: list[tuple[dt.datetime, Any]], at: dt.datetime, w: dt.timedelta
+) -> list[tuple[dt.datetime, Any]]:
+    """The time-ordered ``items`` within ``w`` of ``at``."""
     lo = bisect.bisect_left(items, at - w, key=_time)
     hi = bisect.bisect_right(items, at + w, key=_time)
-    return [v for _t, v in items[lo:hi]]
+    return items[lo:hi]
+
+
+def _near(items: list[tuple[dt.datetime, Any]], at: dt.datetime, w: dt.timedelta) -> list[Any]:
+    """The values of the time-ordered ``items`` within ``w`` of ``at``."""
+    return [v for _t, v in _around(items, at, w)]
 
 
 # --- suspicious entry ---------------------------------------------------------------------

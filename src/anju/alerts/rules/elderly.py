@@ -64,7 +64,6 @@ class ElderlyInactive(AlertModel):
             house = ctx.state["house_of"].get(event.person_id)
             if house is None:
                 return []
-            ctx.state.setdefault("away", {})[house] = event.direction == "out"
         else:
             house = event.house_id
             if house is None or house not in homes:
@@ -73,10 +72,13 @@ class ElderlyInactive(AlertModel):
                 return []
             if event.kind == "sensor.infrared":
                 ctx.state.setdefault("motion", set()).add(house)
-            ctx.state.setdefault("away", {})[house] = False
         last = ctx.state.setdefault("last", {})
-        if house not in last or event.at > last[house]:
+        if house not in last or event.at >= last[house]:
+            # Only the latest sign says where they are: a door magnet's batch delivered
+            # after the gate's "out" must not bring them home again.
             last[house] = event.at
+            away = event.kind in ACCESS and event.direction == "out"
+            ctx.state.setdefault("away", {})[house] = away
         return []
 
     @staticmethod
