@@ -160,12 +160,7 @@ class FaceService:
         """Enroll encodings a device (or the simulator) computed with ``model``."""
         _need(ctx.actor, "face.manage")
         person = _person(ctx, person_id)
-        name = (model or "").strip()
-        if not name or len(name) > 40:
-            raise ValidationFailed.one("model", "a model name of up to 40 characters is required")
-        checked = [self._device_vector(v, name, i) for i, v in enumerate(vectors, start=1)]
-        if not checked:
-            raise ValidationFailed.one("vectors", "at least one feature vector is required")
+        name, checked = self._device_vectors(vectors, model)
         for vector in checked:
             ctx.session.add(
                 FaceTemplate(
@@ -200,17 +195,24 @@ class FaceService:
         the simulator)."""
         _need(ctx.actor, "watchlist.manage")
         entry_id = self._watch_entry(ctx, entry_id)
+        name, checked = self._device_vectors(vectors, model)
+        for vector in checked:
+            self._add_watch(ctx, entry_id, name, vector, None)
+        ctx.session.flush()
+        recognise.bump(ctx.session.connection(), WATCH)
+        return len(checked)
+
+    def _device_vectors(
+        self, vectors: Sequence[Sequence[float]], model: str
+    ) -> tuple[str, list[Vector]]:
+        """The model's name and each vector checked (its length, finite values); at least one."""
         name = (model or "").strip()
         if not name or len(name) > 40:
             raise ValidationFailed.one("model", "a model name of up to 40 characters is required")
         checked = [self._device_vector(v, name, i) for i, v in enumerate(vectors, start=1)]
         if not checked:
             raise ValidationFailed.one("vectors", "at least one feature vector is required")
-        for vector in checked:
-            self._add_watch(ctx, entry_id, name, vector, None)
-        ctx.session.flush()
-        recognise.bump(ctx.session.connection(), WATCH)
-        return len(checked)
+        return name, checked
 
     def _watch_entry(self, ctx: Ctx, entry_id: int) -> int:
         """A face entry of a watchlist the caller may keep (NotFound otherwise)."""
