@@ -1,6 +1,6 @@
 """Faces over HTTP on both databases: a person's faces and 人证核验, search by photo (police
 only, audited with its reason), strangers with merge / split / link, "not this person", the
-watchlist's face entries, and the JSON API — with real photographs from the shared fixtures
+watchlist's face entries, and the JSON API — with real photographs from the test fixtures
 for anything that detects or encodes a face (few of them: dlib takes ~0.5 s a photo) and
 device-supplied feature vectors for the sightings of strangers.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,15 +27,12 @@ from anju.registry import schemas
 from anju.registry import service as registry
 from anju.web.app import create_app
 from tests import factories as f
+from tests.face_photos import needs_photos, photo
 from tests.web_helpers import sign_in
 
-FACES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "faces"
+pytestmark = needs_photos
 PASSWORD = "faces-web-password-" + secrets.token_hex(4)
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
-
-
-def photo(name: str) -> bytes:
-    return (FACES / name).read_bytes()
 
 
 def unit_vector(seed: int) -> list[float]:
