@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+from pydantic import ValidationError
+
 from anju.alerts.facts import MemoryFacts, Place
-from anju.alerts.model import Seen
+from anju.alerts.model import AlertDraft, Seen
 from anju.alerts.rules.access import NightEntry, StrangerLoitering, SuspiciousEntry, Tailgating
 from anju.alerts.rules.housing import GroupRental, RentalUnregistered
 from tests.test_rules import C, Harness, ev, local
@@ -360,3 +363,83 @@ def test_a_family_with_visiting_relatives_is_no_group_rental() -> None:
         if day % 10 == 0:  # grandparents, then a cousin, a cleaner: spread over weeks
             out += h.event(lock(local(day, 10), f"visitor-{day}"))
     assert out == []
+
+
+# --- group rental by water / electricity use ---------------------------------------------
+
+HOUSES = range(400, 412)  # twelve houses with meters beside FLAT
+
+
+def metered_facts(sizes: dict[int, int] | None = None) -> MemoryFacts:
+    """Every house with one resident, unless ``sizes`` says otherwise."""
+    sizes = {FLAT: 1, **{h: 1 for h in HOUSES}, **(sizes or {})}
+    return MemoryFacts(residents={h: set(range(h * 10, h * 10 + n)) for h, n in sizes.items()})
+
+
+def meter(house: int, at: dt.datetime, value: float, kind: str = "meter.water") -> Seen:
+    return ev(kind, at, device=house, house_id=house, value=value)
+
+
+def lived(
+    h: Harness, days: int, use: dict[int, float], kind: str = "meter.water"
+) -> list[AlertDraft]:
+    """Each house's reading after midnight and the model's tick at eight, day after day;
+    ``use`` per house a day (FLAT and HOUSES; the others 0.2 each, a little spread)."""
+    out: list[AlertDraft] = []
+    total = dict.fromkeys([FLAT, *HOUSES], 100.0)
+    for day in range(1, days + 1):
+        for house in total:
+            out += h.event(meter(house, local(day, 2, house % 50), total[house], kind))
+            total[house] += use.get(house, 0.15 + house % 5 * 0.02)
+        out += h.tick(local(day, 8))
+    return out
+
+
+def test_a_house_using_far_more_water_than_its_household_is_a_group_rental() -> None:
+    h = Harness(GroupRental(), metered_facts())
+    out = lived(h, 9, {FLAT: 0.9})
+    assert out and {d.fingerprint for d in out} == {f"group_rental:{FLAT}"}
+    assert out[0].house_id == FLAT and out[0].detail["meter"] == "water"
+    assert out[0].detail["per_day"] >= 0.85 and out[0].detail["household"] == 1
+    # Judged once a day: a second tick the same day says nothing new.
+    assert h.tick(local(9, 20)) == []
+
+
+def test_electricity_is_compared_the_same_way_with_its_own_floor() -> None:
+    h = Harness(GroupRental(), metered_facts())
+    use = {FLAT: 60.0, **{house: 8.0 + house % 4 for house in HOUSES}}
+    out = lived(h, 8, use, "meter.electricity")
+    assert {d.fingerprint for d in out} == {f"group_rental:{FLAT}"}
+    assert out[0].detail["meter"] == "electricity"
+
+
+def test_a_big_registered_household_using_proportionally_more_is_no_group_rental() -> None:
+    h = Harness(GroupRental(), metered_facts({FLAT: 6}))
+    assert lived(h, 10, {FLAT: 1.0}) == []
+
+
+def test_use_is_not_compared_with_too_few_houses() -> None:
+    h = Harness(GroupRental(), metered_facts(), min_houses=20)
+    assert lived(h, 10, {FLAT: 0.9}) == []
+
+
+def test_a_meter_reset_or_a_replayed_reading_is_no_use() -> None:
+    h = Harness(GroupRental(), metered_facts())
+    out = lived(h, 5, {})
+    # FLAT's meter is replaced: it reads from zero again, then rises as before.
+    for day, value in ((6, 0.0), (7, 0.17), (8, 0.34), (9, 0.5)):
+        out += h.event(meter(FLAT, local(day, 3), value))
+        out += h.tick(local(day, 8))
+    # A replayed (history) reading far above is not use either.
+    out += h.event(ev("meter.water", local(9, 4), device=FLAT, house_id=FLAT, value=900.0,
+                      history=True))  # fmt: skip
+    out += h.tick(local(10, 8))
+    assert out == []
+
+
+def test_meter_params_are_validated_naming_the_field() -> None:
+    for field, bad in (("use_factor", 1.0), ("meter_days", 1), ("min_houses", 2),
+                       ("water_floor", -1), ("judge_hour", 24)):  # fmt: skip
+        with pytest.raises(ValidationError) as caught:
+            GroupRental.Params.model_validate({field: bad})
+        assert caught.value.errors()[0]["loc"] == (field,)

@@ -29,6 +29,8 @@ from anju.sim.life import Day, Home, Life, Resident, SimEvent
 LANE_MINUTES = 10  # the fire model's default: a lane blocked this long is an alert
 PATROL_GRACE = dt.timedelta(minutes=60)  # the device-health model's default grace
 CROWD_CAPACITY = 200  # the crowd model's default capacity of an area
+NORMAL_WATER = 0.18  # m³ a household uses a day in the simulator (its mean daily use)
+METERED_HOMES = 10  # houses with water meters needed for the meter group-rental case
 # What the elderly model counts as a sign of life in the house (beside the person's access).
 HOUSE_SIGNS = frozenset({"sensor.door_magnet", "sensor.infrared", "lock.opened"})
 
@@ -399,6 +401,56 @@ class _Planter:
             self.add(_body(lock, "lock.opened", at, data=data))
         self.truth("group_rental", crowded.house_id, times[0], times[-1])
 
+    def metered_crowd(self) -> None:
+        """Group rental seen only at the water meter: a flat whose registry lists one
+        resident, sublet, its readings climbing from some day on at 4-5x a normal
+        household's (no extra lock users); and a look-alike, another such flat with family
+        staying for the rest of the run (about twice the normal use): no alert."""
+        rng = self.rng("meters")
+        homes = [
+            h for h in self.world.homes
+            if DeviceKind.WATER_METER in h.devices and h.house_id != self.away_house
+        ]  # fmt: skip
+        if len(homes) < METERED_HOMES or len(self.days) < 8:
+            return  # too few houses to compare with (the model's default min_houses)
+        crowded, family = rng.sample(homes, 2)
+        first = rng.randrange(1, len(self.days) - 6)
+        end = self.at(self.days[-1].date, 24)
+        start = self._climb(crowded, first, rng.uniform(4.2, 5.0), rng)
+        if start is not None:
+            self.truth("group_rental", crowded.house_id, start, end)
+        start = self._climb(family, first, rng.uniform(1.8, 2.2), rng)
+        if start is not None:
+            self.decoy("family staying: twice the water use", "group_rental",
+                       family.house_id, start, end)  # fmt: skip
+
+    def _climb(
+        self, home: Home, first: int, factor: float, rng: random.Random
+    ) -> dt.datetime | None:
+        """Replace a home's water readings from day ``first`` + 1 on with ones rising at
+        ``factor`` times normal daily use; the first replaced reading's time."""
+        meter = home.devices[DeviceKind.WATER_METER]
+        readings = [
+            e for d in self.days for e in d.events
+            if e.device == meter and e.kind == "meter.water" and "value" in e.body
+        ]  # fmt: skip
+        base = next((e for e in readings if e.at.astimezone(self.tz).date()
+                     == self.days[first].date), None)  # fmt: skip
+        if base is None:
+            return None
+        total, last, start = float(base.body["value"]), base.at, None
+        for e in readings:
+            if e.at <= base.at:
+                continue
+            days = (e.at - last).total_seconds() / 86_400
+            total += days * factor * NORMAL_WATER * rng.uniform(0.9, 1.1)
+            last = e.at
+            self.out.dropped.add(str(e.body["id"]))
+            self.add(_body(meter, "meter.water", e.at, value=round(total, 3),
+                           data={"unit": "m3"}))  # fmt: skip
+            start = start or e.at
+        return start
+
     def loitering(self) -> None:
         """An unknown face captured seven times in 45 minutes at a gate camera without
         passing, every fourth day (couriers, captured and let in, are the look-alike)."""
@@ -617,6 +669,7 @@ def plant(life: Life, days: Sequence[Day], community_id: int) -> Scenario:
         planter.quiet_at_home,
         planter.missed_patrol,
         planter.rentals,
+        planter.metered_crowd,
         planter.loitering,
         planter.suspicious,
         planter.night_entries,
