@@ -95,13 +95,7 @@ class Gallery:
     def add_many(self, owners: Iterable[str], vectors: Any) -> None:
         """Add vectors in bulk (``vectors`` is ``(n, dim)``, one owner per row)."""
         owners = list(owners)
-        matrix = np.asarray(vectors, dtype=np.float32)
-        if matrix.ndim != 2 or matrix.shape != (len(owners), self.dim):
-            raise ValueError(
-                f"matrix of shape {matrix.shape}, expected ({len(owners)}, {self.dim})"
-            )
-        if not np.all(np.isfinite(matrix)):
-            raise ValueError("vector holds a NaN or an infinity")
+        matrix = _matrix(vectors, len(owners), self.dim)
         with self._lock:
             while self._size + len(owners) > len(self._matrix):
                 self._grow()
@@ -336,13 +330,7 @@ class AnnGallery:
     def add_many(self, owners: Iterable[str], vectors: Any) -> None:
         """Add vectors in bulk (``vectors`` is ``(n, dim)``, one owner per row)."""
         owners = list(owners)
-        matrix = np.ascontiguousarray(vectors, dtype=np.float32)
-        if matrix.ndim != 2 or matrix.shape != (len(owners), self.dim):
-            raise ValueError(
-                f"matrix of shape {matrix.shape}, expected ({len(owners)}, {self.dim})"
-            )
-        if not np.all(np.isfinite(matrix)):
-            raise ValueError("vector holds a NaN or an infinity")
+        matrix = _matrix(vectors, len(owners), self.dim)
         with self._lock:
             keys = np.arange(self._next_key, self._next_key + len(owners), dtype=np.uint64)
             self._next_key += len(owners)
@@ -414,3 +402,13 @@ class AnnGallery:
                         best[owner] = d2
             ranked = sorted(best.items(), key=lambda item: item[1])[:k]
             return [Match(owner, float(np.sqrt(max(d2, 0.0)))) for owner, d2 in ranked]
+
+
+def _matrix(vectors: Any, rows: int, dim: int) -> Any:
+    """``vectors`` as a contiguous float32 ``(rows, dim)`` matrix of finite values."""
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape != (rows, dim):
+        raise ValueError(f"matrix of shape {matrix.shape}, expected ({rows}, {dim})")
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError("vector holds a NaN or an infinity")
+    return matrix
