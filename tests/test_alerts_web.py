@@ -505,6 +505,61 @@ def test_live_stream_keeps_police_only_alerts_from_property(
     assert not any(i["police_only"] for i in seen["property"])
 
 
+def _listen_events(web: Any, got: list[dict[str, Any]], ready: threading.Event) -> None:
+    with web.stream("GET", "/api/v1/events/live") as stream:
+        ready.set()
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                got.append(json.loads(line[6:]))
+                return
+
+
+def test_live_event_feed_hides_watchlist_hits_from_property(
+    app_node: Any, site: dict[str, Any]
+) -> None:
+    """Over a real server: a face capture matched to a police watchlist entry goes out on
+    the event feed; the officer's stream carries the hit, the property manager's the same
+    event without it (they may see the face match, not whom the police watch)."""
+    import httpx
+
+    from tests.live_server import live_server
+
+    with app_node.unit_of_work() as ctx:
+        community = ctx.session.get(Alert, site["plain"]).community_id
+    face = {"match": "stranger", "stranger": "S-20261121-0001", "distance": 0.31, "watch": [4]}
+    item = {
+        "id": 999_001, "community_id": community, "kind": "capture.face", "device": "AW-CAM",
+        "at": NOW.isoformat(), "data": {"face": face},
+    }  # fmt: skip
+    with (
+        live_server(app_node) as base,
+        httpx.Client(base_url=base, timeout=10) as officer,
+        httpx.Client(base_url=base, timeout=10) as manager_web,
+    ):
+        _sign_in_live(officer, "aw-officer")
+        _sign_in_live(manager_web, "aw-property")
+        before = app_node.feed.subscribers
+        seen: dict[str, list[dict[str, Any]]] = {"officer": [], "property": []}
+        threads = []
+        for web, key in ((officer, "officer"), (manager_web, "property")):
+            ready = threading.Event()
+            thread = threading.Thread(target=_listen_events, args=(web, seen[key], ready))
+            thread.start()
+            assert ready.wait(5)
+            threads.append(thread)
+        for _ in range(100):
+            if app_node.feed.subscribers >= before + 2:
+                break
+            time.sleep(0.05)
+        app_node.feed.publish([item])
+        for thread in threads:
+            thread.join(10)
+    assert seen["officer"][0]["data"]["face"]["watch"] == [4]
+    shown = seen["property"][0]["data"]["face"]
+    assert "watch" not in shown and shown["stranger"] == "S-20261121-0001"
+    assert item["data"]["face"]["watch"] == [4]  # the shared item is left as it was
+
+
 def test_notification_preferences_page(app: Any, site: dict[str, Any]) -> None:
     client, csrf = client_for(app, "ax-officer")
     page = client.get("/account/notifications")

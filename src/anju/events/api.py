@@ -309,10 +309,14 @@ def trajectory(
 
 @router.get("/events/live", name="api_events_live")
 async def live(request: Request, ctx: ApiCtx, node: NodeDep) -> StreamingResponse:
-    """Server-Sent Events: new events in your area as they are stored."""
-    if not ctx.actor.can("event.view"):
+    """Server-Sent Events: new events in your area as they are stored (face matches shown
+    as for search: details only with face permission, watchlist hits only to the police)."""
+    actor = ctx.actor
+    if not actor.can("event.view"):
         raise PermissionDenied("event.view")
-    return feed.stream(request, ctx, node.feed, "event")
+    return feed.stream(
+        request, ctx, node.feed, "event", shape=lambda item: service.for_actor(actor, item)
+    )
 
 
 # --- vendor and carrier pushes ------------------------------------------------------------

@@ -89,10 +89,13 @@ def stream(
     feed: LiveFeed,
     event: str,
     keep: Callable[[dict[str, Any]], bool] = lambda item: True,
+    shape: Callable[[dict[str, Any]], dict[str, Any]] = lambda item: item,
 ) -> StreamingResponse:
     """A Server-Sent Events response of ``feed`` for the caller of ``ctx``: only their
-    communities, only items ``keep`` lets through, a keep-alive every 15 s. The request's
-    database session is closed first: the stream lives long and needs no connection."""
+    communities, only items ``keep`` lets through, each as ``shape`` gives it for this
+    caller (the items are shared by every listener: ``shape`` copies, never changes them),
+    a keep-alive every 15 s. The request's database session is closed first: the stream
+    lives long and needs no connection."""
     actor = ctx.actor
     scope = (
         None
@@ -112,7 +115,8 @@ def stream(
                     yield ": keep-alive\n\n"
                     continue
                 if keep(item):
-                    yield f"event: {event}\ndata: {json.dumps(item, ensure_ascii=False)}\n\n"
+                    shown = json.dumps(shape(item), ensure_ascii=False)
+                    yield f"event: {event}\ndata: {shown}\n\n"
         finally:
             feed.unsubscribe(sub)
 
