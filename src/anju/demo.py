@@ -57,7 +57,23 @@ def ensure_demo(
             with node.unit_of_work() as ctx:
                 result = build_community(ctx, config, progress=report)
         console.print(f"built {DEMO_NAME}: {result.summary()}")
+    ensure_counting_cameras(node, DEMO_CODE)
     return _ensure_accounts(node, admin_password)
+
+
+def ensure_counting_cameras(node: Node, code: str) -> None:
+    """People-counting cameras on two squares of the community (the builder fits none),
+    so the crowd model has counts to judge; added once."""
+    from anju.alerts.evaluate import COUNTING_CAMERAS, add_counting_cameras
+    from anju.devices.models import Device
+
+    with node.unit_of_work() as ctx:
+        community = ctx.session.scalar(select(OrgUnit).where(OrgUnit.code == code))
+        if community is None:
+            return
+        first = f"{code}-{COUNTING_CAMERAS[0][0]}"
+        if ctx.session.scalar(select(Device.id).where(Device.code == first)) is None:
+            add_counting_cameras(ctx, community.id, code)
 
 
 def _ensure_accounts(node: Node, admin_password: str) -> list[tuple[str, str, str, str]]:
@@ -122,8 +138,9 @@ def start_life(node: Node, base_url: str, *, seed: int, speed: float = 3600.0) -
     them as fast as it can) and then keeps time with the clock, as real devices would.
     """
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per batch
-    # With every alert model's anomaly planted over its first days, so the alert centre has
-    # something of each kind to take through the loop.
+    # With every alert model's anomaly planted over its first days, and a showcase of every
+    # model within its first minutes (anju.sim.showcase), so the alert centre has something
+    # of each kind to take through the loop, some of it arriving while one watches.
     # And a few real photographs through the real face encoder: the demo resident enrolled
     # by photo and recognised at a gate, a key person watched by photo, returning strangers
     # (anju.sim.real_faces).

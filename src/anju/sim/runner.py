@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from anju.bootstrap import Node
@@ -148,26 +149,18 @@ class LifeThread:
         self.thread.join(timeout)
 
     def _with_anomalies(
-        self, life: Life, start: dt.datetime
-    ) -> Callable[[dt.date], Sequence[SimEvent]]:
-        """The days from ``start`` to the day after tomorrow with every alert model's
-        anomaly planted (``anju.sim.anomalies``, the scenarios ``anju evaluate`` scores),
-        so the demo's alert centre has something of each kind; plain life after that."""
-        from anju.sim.anomalies import merged, plant
-
-        first = start.astimezone(life.tz).date()
-        days = list(life.days(first, first + dt.timedelta(days=3)))
+        self, life: Life, start: dt.datetime, now: dt.datetime
+    ) -> tuple[Callable[[dt.date], Sequence[SimEvent]], list[SimEvent]]:
+        """The planted days (:func:`plant_demo`) and the showcase's back-dated events."""
         community_id = community_id_of(self.node, self.community)
-        scenario = plant(life, days, community_id)
-        register_watches(self.node, community_id, scenario)
+        plan = plant_demo(life, community_id, start, now)
+        register_watches(self.node, community_id, plan.scenario)
         self.node.rules.reload()  # the models see the new list entries from the first event
-        by_date: dict[dt.date, list[SimEvent]] = {}
-        for event in merged(days, scenario):
-            by_date.setdefault(event.at.astimezone(life.tz).date(), []).append(event)
         log.info(
-            "simulator planted %d anomaly event(s) over %d days", len(scenario.events), len(days)
-        )
-        return lambda date: by_date[date] if date in by_date else life.day(date).events
+            "simulator planted %d anomaly event(s), %d of them the showcase's",
+            len(plan.scenario.events), len(plan.showcase.events),
+        )  # fmt: skip
+        return plan.events_of, plan.early
 
     def _with_real_faces(
         self,
@@ -198,7 +191,8 @@ class LifeThread:
         except Exception:  # the console must keep running without its simulator
             log.exception("simulator could not start in community %s", self.community)
             return
-        start = self.start_at or _utcnow() - dt.timedelta(days=1)
+        now = _utcnow()
+        start = self.start_at or now - dt.timedelta(days=1)
         sender = HttpSender(self.base_url, credentials, tally=self.tally)
         log.info(
             "simulator living %s at %gx from %s through %s",
@@ -209,9 +203,10 @@ class LifeThread:
         )
         life = Life(world, self.seed)
         events_of = None
+        early: list[SimEvent] = []
         if self.anomalies:
             try:
-                events_of = self._with_anomalies(life, start)
+                events_of, early = self._with_anomalies(life, start, now)
             except Exception:  # plain days are still worth living
                 log.exception("simulator could not plant anomalies; living plain days")
         if self.real_faces_for is not None:
@@ -220,12 +215,56 @@ class LifeThread:
             except Exception:  # the synthetic faces still work without them
                 log.exception("simulator could not add the real faces")
         try:
+            send_events(sender, early)  # history from before the start (the showcase's)
             run_paced(life, sender, start, self.speed, self.stop_event, events_of=events_of)
         except Exception:
             log.exception("simulator stopped")
         finally:
             sender.close()
             log.info("simulator stopped: %s", self.tally.as_dict()["totals"])
+
+
+@dataclass
+class DemoPlan:
+    """What the demo lives: each day's events (``events_of``), the back-dated events to
+    send before the first day (``early``), and what was planted."""
+
+    events_of: Callable[[dt.date], Sequence[SimEvent]]
+    early: list[SimEvent]
+    scenario: Scenario  # the days' anomalies and the showcase's, together
+    showcase: Scenario
+
+
+def plant_demo(life: Life, community_id: int, start: dt.datetime, now: dt.datetime) -> DemoPlan:
+    """The days from ``start`` to three days on with every alert model's anomaly planted
+    (``anju.sim.anomalies``, the scenarios ``anju evaluate`` scores), and the showcase
+    around ``now`` (``anju.sim.showcase``: a case of every model within the first minutes),
+    so the demo's alert centre has something of each kind from the start, some of it
+    arriving while one watches; plain life after those days."""
+    from anju.sim.anomalies import Scenario, merged, plant
+    from anju.sim.showcase import showcase, subjects
+
+    first = start.astimezone(life.tz).date()
+    days = list(life.days(first, first + dt.timedelta(days=3)))
+    planted = plant(life, days, community_id)
+    shown = showcase(life, days, community_id, now, avoid=subjects(planted, now))
+    scenario = Scenario(
+        events=[*planted.events, *shown.events],
+        dropped=planted.dropped | shown.dropped,
+        truths=[*planted.truths, *shown.truths],
+        watches=[*planted.watches, *shown.watches],
+    )
+    by_date: dict[dt.date, list[SimEvent]] = {}
+    for event in merged(days, scenario):
+        if event.at >= start:
+            by_date.setdefault(event.at.astimezone(life.tz).date(), []).append(event)
+    early = [e for e in shown.events if e.at < start]
+    return DemoPlan(
+        lambda date: by_date[date] if date in by_date else life.day(date).events,
+        early,
+        scenario,
+        shown,
+    )
 
 
 def community_id_of(node: Node, code: str) -> int:
