@@ -31,6 +31,7 @@ from anju.auth import service as auth_service
 from anju.auth.models import User
 from anju.events.feed import LiveFeed
 from anju.events.model import Event, Kind
+from anju.org.models import OrgUnit
 from anju.registry import schemas
 from anju.registry import service as registry
 from anju.web.app import create_app
@@ -558,6 +559,35 @@ def test_live_event_feed_hides_watchlist_hits_from_property(
     shown = seen["property"][0]["data"]["face"]
     assert "watch" not in shown and shown["stranger"] == "S-20261121-0001"
     assert item["data"]["face"]["watch"] == [4]  # the shared item is left as it was
+
+
+def test_detail_names_the_house_and_the_escalation_in_words(
+    app: Any, app_node: Any, site: dict[str, Any]
+) -> None:
+    """An elderly person's silence: the page says which house (a link to it), and the
+    escalation nobody acted on is shown as such, not by the system account's code."""
+    from anju.events import ticker
+
+    with app_node.unit_of_work() as ctx:
+        community = ctx.session.get(Alert, site["plain"]).community_id
+        unit = ctx.session.get(OrgUnit, community)
+        home = f.house(ctx, unit, building="6", unit="2", room="1201")
+        alert, _ = service.raise_or_merge(
+            ctx.session,
+            AlertDraft(
+                model="elderly_inactive", community_id=community, fingerprint="aw:elderly",
+                title="独居老人无活动：王奶奶 已 13 小时无活动迹象", severity=Severity.CRITICAL,
+                at=NOW, house_id=home.id,
+            ),
+            NOW,
+        )  # fmt: skip
+        alert_id, address = alert.id, home.full_address
+    ticker.tick(app_node, NOW + dt.timedelta(minutes=6))  # past the 5-minute deadline
+    for username in ("aw-officer", "aw-property"):
+        client, _csrf = client_for(app, username)
+        page = client.get(f"/alerts/{alert_id}").text
+        assert f'<a href="/houses/{home.id}">{address}</a>' in page
+        assert "超时自动升级" in page and "alert-escalation" not in page
 
 
 def test_notification_preferences_page(app: Any, site: dict[str, Any]) -> None:

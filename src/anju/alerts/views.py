@@ -25,6 +25,7 @@ from anju.events.blobs import FolderBlobs
 from anju.events.model import Kind
 from anju.events.models import StoredEvent
 from anju.org.models import OrgUnit
+from anju.registry import service as registry
 from anju.web import forms
 from anju.web.deps import ClockDep, ConsoleCtx, CsrfDep, NodeDep
 from anju.web.labels import LABELS
@@ -149,6 +150,8 @@ def detail_context(ctx: Any, alert: Alert) -> dict[str, Any]:
     assignee = ctx.session.get(User, alert.assignee_id) if alert.assignee_id else None
     return {
         "alert": alert,
+        "person": _visible(ctx, registry.people, alert.person_id, "person.view"),
+        "house": _visible(ctx, registry.houses, alert.house_id, "house.view"),
         "assignee_name": assignee.display_name if assignee else None,
         "community": ctx.session.get(OrgUnit, alert.community_id),
         "evidence": evidence,
@@ -160,6 +163,16 @@ def detail_context(ctx: Any, alert: Alert) -> dict[str, Any]:
         "kind_labels": LABELS[Kind],
         **_vocab(),
     }
+
+
+def _visible(ctx: Any, records: Any, record_id: int | None, permission: str) -> Any:
+    """The person or house an alert names, when the caller may see it (in scope)."""
+    if record_id is None or not ctx.actor.can(permission):
+        return None
+    try:
+        return records.get(ctx, record_id)
+    except (NotFound, PermissionDenied):
+        return None
 
 
 def evidence_events(ctx: Any, ids: list[int]) -> list[dict[str, Any]]:

@@ -102,6 +102,7 @@ class ElderlyInactive(AlertModel):
         last: dict[int, dt.datetime] = ctx.state.setdefault("last", {})
         away: dict[int, bool] = ctx.state.setdefault("away", {})
         motion: set[int] = ctx.state.setdefault("motion", set())
+        alerted: dict[int, dt.datetime] = ctx.state.setdefault("alerted", {})
         out: list[AlertDraft] = []
         for house, person in ctx.facts.elderly_alone(ctx.community_id).items():
             if away.get(house):
@@ -119,7 +120,9 @@ class ElderlyInactive(AlertModel):
                 )
             else:
                 quiet, limit, rule = awake(since, now, p, ctx.tz), p.inactive_hours, "inactive"
-            if quiet >= dt.timedelta(hours=limit):
+            if quiet >= dt.timedelta(hours=limit) and alerted.get(house) != since:
+                # One draft per silence: a repeat every minute would only count ticks.
+                alerted[house] = since
                 out.append(self._alert(ctx, now, house, person, since, rule))
         return out
 
