@@ -87,6 +87,29 @@ def test_device_offline_and_fault_alert_once_per_device() -> None:
     assert h.event(ev("device.heartbeat", local(3, 13))) == []
 
 
+def test_a_common_fault_is_said_in_words_and_an_unknown_one_as_reported() -> None:
+    h = Harness(
+        DeviceHealth(), MemoryFacts(places={1: Place(1, "北门车辆抓拍机", "vehicle_camera")})
+    )
+    [known] = h.event(ev("device.fault", local(3, 12), data={"fault": "Lens Occluded"}))
+    assert known.title == "设备故障：北门车辆抓拍机 镜头被遮挡"
+    assert known.detail["fault"] == "Lens Occluded"  # what the device said, kept
+    [other] = h.event(ev("device.fault", local(3, 12), data={"fault": "E-1043"}))
+    assert other.title == "设备故障：北门车辆抓拍机 E-1043"
+
+
+def test_a_place_in_words_does_not_repeat_what_the_device_name_says() -> None:
+    gate = Place(
+        1, "16号楼2单元门禁", "unit_door", building="16号楼", unit="2单元", door="2单元大门"
+    )
+    assert gate.words() == "2单元大门 16号楼2单元门禁"
+    camera = Place(2, "南门人脸抓拍机", "face_camera", door="南门")
+    assert camera.words() == "南门人脸抓拍机"
+    lift = Place(3, "电梯摄像机", "video_camera", building="3号楼", unit="1单元")
+    assert lift.words() == "3号楼 1单元 电梯摄像机"
+    assert Place(4, "东门", "face_gate").words() == "东门"
+
+
 def test_device_offline_can_be_switched_off() -> None:
     h = Harness(DeviceHealth(), offline=False)
     assert h.event(ev("device.offline", local(3, 10))) == []

@@ -46,9 +46,15 @@ class Place:
     house_id: int | None = None
 
     def words(self) -> str:
-        """The place in words for an alert's ``place``."""
-        parts = [p for p in (self.building, self.unit, self.door) if p]
-        return " ".join([*parts, self.name]) if parts else self.name
+        """The place in words for an alert's ``place``: building, unit and door, then the
+        device's name — leaving out what the name or a later part already says (a device
+        named "16号楼2单元门禁" needs no "16号楼 2单元" before it)."""
+        given = [p for p in (self.building, self.unit, self.door) if p]
+        parts = [
+            p for i, p in enumerate(given)
+            if p not in self.name and not any(p in later for later in given[i + 1 :])
+        ]  # fmt: skip
+        return " ".join([*parts, self.name])
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,19 @@ class DeviceHealthParams(ModelParams):
     )
 
 
+# What devices commonly report as a fault, in words (others are shown as reported).
+FAULT_WORDS = {
+    "communication error": "通信故障",
+    "tamper": "防拆报警",
+    "low battery": "电量低",
+    "lens occluded": "镜头被遮挡",
+    "reboot": "设备重启",
+    "video loss": "视频丢失",
+    "disk error": "存储故障",
+    "power failure": "供电故障",
+}
+
+
 class DeviceHealth(AlertModel):
     """A device went offline or reported a fault; a patrol point missed a round."""
 
@@ -62,11 +75,12 @@ class DeviceHealth(AlertModel):
             ]
         if event.kind == "device.fault" and p.fault:
             fault = str(event.data.get("fault") or event.data.get("code") or "")
+            said = FAULT_WORDS.get(fault.lower(), fault)
             return [
                 self.draft(
                     ctx,
                     f"fault:{event.device_id}:{fault}",
-                    f"设备故障：{where} {fault}".strip(),
+                    f"设备故障：{where} {said}".strip(),
                     event.at,
                     place=where,
                     detail={"fault": fault},
