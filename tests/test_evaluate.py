@@ -3,6 +3,7 @@ and one small end-to-end run through the real pipeline."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections import Counter
@@ -11,10 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from anju.alerts.evaluate import Raised, run, score
+from anju.alerts.evaluate import WARMUP, Raised, run, score, stage
+from anju.alerts.rules.housing import GroupRentalParams
+from anju.bootstrap import bootstrap, initialise
 from anju.cli import app
 from anju.devices.models import DeviceKind
-from anju.sim import anomalies
 from anju.sim.anomalies import (
     CROWD_CAPACITY,
     HOUSE_SIGNS,
@@ -25,6 +27,7 @@ from anju.sim.anomalies import (
     plant,
 )
 from anju.sim.life import Day, Gate, Home, Life, Resident, SimEvent, World
+from tests.conftest import ADMIN_PASSWORD, make_settings
 
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
 
@@ -231,32 +234,90 @@ def test_planting_gives_every_scenario_cases_and_lookalikes() -> None:
         assert sum(e.kind.startswith("access.") for e in near) == 2
 
 
-def test_planting_a_group_rental_seen_only_at_the_water_meter(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _metered_world(extra: int = 12) -> World:
+    """The fitted world (three metered houses) and ``extra`` more houses with a water meter,
+    each registered to one resident."""
+    world = _fitted_world()
+    homes, devices = list(world.homes), dict(world.devices)
+    for n in range(extra):
+        meter = f"W{n}-water_meter"
+        person = Resident(300 + n, 30 + n, card=f"W{n}", employee_no=f"G{n}")
+        homes.append(Home(20 + n, "DOOR-1", (person,), {DeviceKind.WATER_METER: meter}))
+        devices[meter] = DeviceKind.WATER_METER
+    return dataclasses.replace(world, homes=tuple(homes), devices=devices)
+
+
+def test_planting_a_group_rental_seen_only_at_the_water_meter() -> None:
     """From the truth's start the flat's readings rise at 4-5x normal use (no extra lock
-    users); the look-alike's at about twice. (The fitted world has three metered houses;
-    the planter asks for ten, as the model compares with ten, so the bar is lowered here.)"""
-    monkeypatch.setattr(anomalies, "METERED_HOMES", 2)
-    life = Life(_fitted_world(), 5)
+    users); the look-alike's at about twice. Both flats are registered to one resident and
+    are none of the elderly's watched houses."""
+    life = Life(_metered_world(), 5)
     days = list(life.days(dt.date(2026, 3, 2), dt.date(2026, 3, 15)))
     scenario = plant(life, days, 7)
     events = merged(days, scenario)
     assert sum(d.model == "group_rental" for d in scenario.decoys) == 1
-    metered = {str(h.house_id): h.devices[DeviceKind.WATER_METER] for h in life.world.homes
+    homes = {str(h.house_id): h for h in life.world.homes}
+    metered = {key: h.devices[DeviceKind.WATER_METER] for key, h in homes.items()
                if DeviceKind.WATER_METER in h.devices}  # fmt: skip
-    for case, low, high in [
+    cases = [
         *((t, 4 * NORMAL_WATER, 5.5 * NORMAL_WATER)
           for t in scenario.truths if t.model == "group_rental" and t.key in metered),
         *((d, 1.6 * NORMAL_WATER, 2.5 * NORMAL_WATER)
           for d in scenario.decoys if d.model == "group_rental"),
-    ]:  # fmt: skip
+    ]  # fmt: skip
+    for case, low, high in cases:
+        home = homes[case.key]
+        assert len(home.people) == 1 and DeviceKind.DOOR_MAGNET not in home.devices
         readings = [e for e in events if e.device == metered[case.key]
                     and e.kind == "meter.water" and e.at >= case.start]  # fmt: skip
         assert len(readings) >= 5
         span = (readings[-1].at - readings[0].at).total_seconds() / 86_400
         assert low <= (readings[-1].body["value"] - readings[0].body["value"]) / span <= high
     assert sum(t.model == "group_rental" and t.key in metered for t in scenario.truths) == 1
+
+
+def test_too_few_metered_houses_plant_no_meter_case() -> None:
+    # Nine metered houses: the model (min_houses 10) would not compare them, so nothing
+    # is planted.
+    life = Life(_metered_world(6), 5)
+    days = list(life.days(dt.date(2026, 3, 2), dt.date(2026, 3, 15)))
+    scenario = plant(life, days, 7)
+    assert not [e for e in scenario.events if e.kind == "meter.water"]
+    assert not [d for d in scenario.decoys if d.model == "group_rental"]
+
+
+@pytest.mark.timeout(900)  # ~1 min on a quiet machine
+def test_the_evaluation_plants_a_group_rental_seen_only_at_the_water_meter(
+    tmp_path: Path,
+) -> None:
+    """The evaluation meters every lived-in house, enough for the model to compare (its
+    ``min_houses``): its scenario holds a flat registered to one resident whose planted
+    water readings climb, with time left for the once-a-day judgement, and a look-alike."""
+    node = bootstrap(make_settings(tmp_path, f"sqlite:///{tmp_path / 'anju.db'}"))
+    try:
+        initialise(node, admin_password=ADMIN_PASSWORD)
+        staged = stage(node, days=8, seed=1, residents=120)
+    finally:
+        node.dispose()
+    homes = {str(h.house_id): h for h in staged.life.world.homes}
+    assert all(DeviceKind.WATER_METER in h.devices for h in homes.values())
+    assert len(homes) >= GroupRentalParams().min_houses
+    scenario = staged.scenario
+    planted = Counter(e.device for e in scenario.events if e.kind == "meter.water")
+    cases = [
+        *(t for t in scenario.truths if t.model == "group_rental"),
+        *(d for d in scenario.decoys if d.model == "group_rental"),
+    ]
+    by_meter = [c for c in cases if planted[homes[c.key].devices[DeviceKind.WATER_METER]]]
+    assert [c in scenario.decoys for c in by_meter].count(False) == 1  # the truth
+    assert [c in scenario.decoys for c in by_meter].count(True) == 1  # the look-alike
+    for case in by_meter:
+        assert len(homes[case.key].people) == 1
+        # scored (after the warm-up), and the readings climb long enough for the model
+        # to see at least four days of them before the truth ends
+        assert case.start >= staged.start + WARMUP
+        assert planted[homes[case.key].devices[DeviceKind.WATER_METER]] >= 5
+        assert case.end - case.start >= dt.timedelta(days=4)
 
 
 def test_every_patrol_round_ends_within_the_models_grace_however_many_points() -> None:

@@ -42,10 +42,10 @@ from anju.events.api import Sender, deliver
 from anju.events.models import StoredEvent
 from anju.registry import schemas
 from anju.registry import service as registry
-from anju.sim.anomalies import Truth, merged, plant
+from anju.sim.anomalies import Scenario, Truth, merged, plant
 from anju.sim.community import CommunityConfig, build_community
 from anju.sim.faces import MODEL as FACE_MODEL
-from anju.sim.life import Life, by_device
+from anju.sim.life import Day, Life, by_device
 from anju.sim.runner import prepare
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,10 @@ STEP = dt.timedelta(minutes=5)
 # previous night's patrol rounds, which nobody lived): not scored, and no truth lies there.
 WARMUP = dt.timedelta(hours=2)
 DEFAULT_DELAY = dt.timedelta(minutes=10)
+# Every lived-in house has a smart water meter here (the simulated community fits them only
+# for the elderly living alone by default): the group-rental model's meter half compares a
+# house's water use with the community's and needs at least ten metered houses to do so.
+WATER_METER_SHARE = 1.0
 # How late after a truth's end an alert still counts as finding it: absence rules judge
 # on the tick after a limit passes, the offline check two heartbeats after the last one.
 ALLOWED_DELAY = {
@@ -199,6 +203,48 @@ class Run:
     decoys: list[Truth]
 
 
+@dataclass
+class Staged:
+    """A community built into a node, its days lived and the anomalies planted and put on
+    the watchlist — everything before delivery."""
+
+    community_id: int
+    life: Life
+    lived: list[Day]
+    scenario: Scenario
+    start: dt.datetime  # the first lived day's midnight (UTC)
+
+
+def stage(node: Any, *, days: int, seed: int, residents: int) -> Staged:
+    """Build the evaluation's community (with the counting cameras and a water meter in
+    every lived-in house), live the ``days`` ending yesterday, plant the anomalies and
+    enter the watchlist entries they need."""
+    with node.unit_of_work() as ctx:
+        config = CommunityConfig(
+            seed=seed, residents=residents, water_meter_share=WATER_METER_SHARE
+        )
+        report = build_community(ctx, config)
+        add_counting_cameras(ctx, report.community_id, report.community_code)
+    community_id = report.community_id
+    world = prepare(node, report.community_code)
+    life = Life(world, seed)
+    today = dt.datetime.now(life.tz).date()
+    first = today - dt.timedelta(days=days)
+    lived = list(life.days(first, today - dt.timedelta(days=1)))
+    scenario = plant(life, lived, community_id)
+    with node.unit_of_work() as ctx:
+        for watch in scenario.watches:
+            entry = add_entry(
+                ctx.session, org_unit_id=community_id,
+                list_kind=WatchList(watch.list_kind), category=watch.category,
+                reason="evaluate", match_type=MatchType(watch.match_type), value=watch.value,
+            )  # fmt: skip
+            if watch.face:  # a face entry: its photo's vector
+                node.faces.enroll_watch_vectors(ctx, entry.id, [watch.face], FACE_MODEL)
+    start = dt.datetime.combine(first, dt.time(), life.tz).astimezone(dt.UTC)
+    return Staged(community_id, life, lived, scenario, start)
+
+
 def run(
     *,
     days: int,
@@ -220,27 +266,10 @@ def run(
     node = bootstrap(Settings(data_dir=folder, database_url=database_url, secret_key=key))
     try:
         initialise(node, admin_password=base64.b64encode(os.urandom(12)).decode())
-        with node.unit_of_work() as ctx:
-            report = build_community(ctx, CommunityConfig(seed=seed, residents=residents))
-            add_counting_cameras(ctx, report.community_id, report.community_code)
-        community_id = report.community_id
-        world = prepare(node, report.community_code)
-        life = Life(world, seed)
-        today = dt.datetime.now(life.tz).date()
-        first = today - dt.timedelta(days=days)
-        lived = list(life.days(first, today - dt.timedelta(days=1)))
-        scenario = plant(life, lived, community_id)
-        with node.unit_of_work() as ctx:
-            for watch in scenario.watches:
-                entry = add_entry(
-                    ctx.session, org_unit_id=community_id,
-                    list_kind=WatchList(watch.list_kind), category=watch.category,
-                    reason="evaluate", match_type=MatchType(watch.match_type), value=watch.value,
-                )  # fmt: skip
-                if watch.face:  # a face entry: its photo's vector
-                    node.faces.enroll_watch_vectors(ctx, entry.id, [watch.face], FACE_MODEL)
+        staged = stage(node, days=days, seed=seed, residents=residents)
+        community_id, lived, scenario = staged.community_id, staged.lived, staged.scenario
         events = merged(lived, scenario)
-        start = dt.datetime.combine(first, dt.time(), life.tz).astimezone(dt.UTC)
+        start = staged.start
         order = random.Random(f"{seed}/delivery") if shuffled else None
         _live(node, events, start, start + dt.timedelta(days=days), order)
         with node.sessions() as session:

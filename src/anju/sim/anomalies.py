@@ -115,6 +115,7 @@ class _Planter:
         self.out = Scenario()
         self.used_devices = {e.device for d in days for e in d.events if e.kind == "fire.smoke"}
         self.away_house: int | None = None  # the elderly away look-alike's house
+        self.rental_houses: set[int] = set()  # the lock scenarios' flats
         self.key_person_id: int | None = None
 
     def rng(self, name: str) -> random.Random:
@@ -371,6 +372,7 @@ class _Planter:
         if len(flats) < 3 or len(self.days) < 5:
             return
         occupied, guest, crowded = rng.sample(flats, 3)
+        self.rental_houses = {occupied.house_id, guest.house_id, crowded.house_id}
         first = rng.randrange(len(self.days) - 4)
         lock = occupied.devices[DeviceKind.SMART_LOCK]
         cred = f"EV{rng.randrange(10**6):06d}"
@@ -402,18 +404,25 @@ class _Planter:
         self.truth("group_rental", crowded.house_id, times[0], times[-1])
 
     def metered_crowd(self) -> None:
-        """Group rental seen only at the water meter: a flat whose registry lists one
-        resident, sublet, its readings climbing from some day on at 4-5x a normal
-        household's (no extra lock users); and a look-alike, another such flat with family
-        staying for the rest of the run (about twice the normal use): no alert."""
+        """Group rental seen only at the water meter: a flat the registry lists one resident
+        in, sublet, its readings climbing from some day on at 4-5x a normal household's (no
+        extra lock users); and a look-alike, another such flat with family staying for the
+        rest of the run (about twice the normal use): no alert. Needs ``METERED_HOMES``
+        houses with water meters (the model's default ``min_houses``: the evaluation meters
+        every house). Neither flat is one another scenario uses (an elderly person's watched
+        house, a lock scenario's flat)."""
         rng = self.rng("meters")
-        homes = [
-            h for h in self.world.homes
-            if DeviceKind.WATER_METER in h.devices and h.house_id != self.away_house
+        metered = [h for h in self.world.homes if DeviceKind.WATER_METER in h.devices]
+        if len(metered) < METERED_HOMES or len(self.days) < 8:
+            return  # too few houses to compare with
+        singles = [
+            h for h in metered
+            if len(h.people) == 1 and DeviceKind.DOOR_MAGNET not in h.devices
+            and h.house_id != self.away_house and h.house_id not in self.rental_houses
         ]  # fmt: skip
-        if len(homes) < METERED_HOMES or len(self.days) < 8:
-            return  # too few houses to compare with (the model's default min_houses)
-        crowded, family = rng.sample(homes, 2)
+        if len(singles) < 2:
+            return
+        crowded, family = rng.sample(singles, 2)
         first = rng.randrange(1, len(self.days) - 6)
         end = self.at(self.days[-1].date, 24)
         start = self._climb(crowded, first, rng.uniform(4.2, 5.0), rng)

@@ -170,6 +170,11 @@ class CommunityConfig:
     # today the ID validator uses to refuse birth dates yet to come.
     today: dt.date | None = None
     timezone: str = "Asia/Shanghai"
+    # Share of the other lived-in houses with a smart (NB-IoT) water meter, as where the
+    # water company has fitted them: the elderly living alone always get one with their
+    # sensors. None by default; ``anju evaluate`` meters every house, so the group-rental
+    # model has houses to compare water use with.
+    water_meter_share: float = 0.0
 
     def __post_init__(self) -> None:
         """Refuse a config that cannot build a sensible community, naming every problem."""
@@ -184,6 +189,8 @@ class CommunityConfig:
             problems.append("floors must be between 2 and 60")
         if not 1 <= self.rooms_per_floor <= 9:
             problems.append("rooms per floor must be between 1 and 9")
+        if not 0 <= self.water_meter_share <= 1:
+            problems.append("water meter share must be between 0 and 1")
         if len(self.code) > 16:
             problems.append(
                 "community code must have at most 16 characters (device codes embed it)"
@@ -1020,9 +1027,11 @@ def _device_spots(
     Gates (face gates, face cameras, barriers and plate cameras), the perimeter, unit doors,
     lobby smoke detectors, patrol points; inside houses, smoke detectors where people are at
     risk, door magnets, infrared and water meters for the elderly living alone, smart locks
-    on rented flats.
+    on rented flats, water meters in ``water_meter_share`` of the other lived-in houses
+    (drawn from a stream of their own, so the rest of the plan does not move).
     """
     spots: list[tuple[str, str, DeviceKind, _Place]] = []
+    metering = random.Random(f"{config.seed}/water-meters")
     gates = _GATES if config.building_count > 6 else _GATES[:2]
     for letter, gate, vehicles in gates:
         at = _Place(door=gate)
@@ -1079,6 +1088,8 @@ def _device_spots(
             kinds.append(DeviceKind.SMOKE_DETECTOR)
         if alone:
             kinds += [DeviceKind.DOOR_MAGNET, DeviceKind.INFRARED, DeviceKind.WATER_METER]
+        elif household is not None and metering.random() < config.water_meter_share:
+            kinds.append(DeviceKind.WATER_METER)
         if rented:
             kinds.append(DeviceKind.SMART_LOCK)
         at = _Place(slot.building, slot.unit, slot.room, slot.floor)
