@@ -8,11 +8,12 @@ under their node.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import DateTime, Integer, bindparam, func, literal_column, select, type_coerce
 
 from anju.audit import service as audit
 from anju.core.context import Ctx
@@ -146,9 +147,28 @@ def search(
 
 
 def trajectory(ctx: Ctx, f: EventFilter, limit: int = 2000) -> list[dict[str, Any]]:
-    """Every sighting of one subject in a time range, oldest first, with place and device."""
-    rows = ctx.session.execute(trajectory_query(ctx, f, limit))
-    return [for_actor(ctx.actor, _from_row(r)) for r in rows]
+    """Every sighting of one subject in a time range, oldest first, with place and device.
+
+    Each sighting has the shape of :func:`to_dict` and is shown as :func:`for_actor` lets the
+    caller see it. A 30-day trajectory is hundreds of rows, so this path is lean (see
+    :func:`_trajectory_statement`; docs/performance.md, "Trajectory").
+    """
+    dialect = _dialect(ctx)
+    stmt = _trajectory_statement(dialect, ctx.actor, _trajectory_shape(f))
+    session = ctx.session
+    if session.autoflush:  # as the ORM would before a query: the caller's pending events too
+        session.flush()
+    # Core, not ORM, execution, and on PostgreSQL the driver's own tuples: the statement's
+    # columns need no conversion there (naive UTC times, JSON decoded by psycopg), and
+    # SQLAlchemy's ORM and row layers cost ~0.5 ms per 300 rows (docs/performance.md).
+    result = session.connection().execute(stmt, _trajectory_params(f, limit))
+    if dialect == "postgresql":
+        rows = result.cursor.fetchall()
+        result.close()
+    else:
+        rows = result.all()
+    actor = ctx.actor
+    return [for_actor(actor, _sighting(r)) for r in rows]
 
 
 def for_actor(actor: Actor, item: dict[str, Any]) -> dict[str, Any]:
@@ -185,14 +205,208 @@ def with_person_names(ctx: Ctx, items: list[dict[str, Any]]) -> list[dict[str, A
 
 
 def trajectory_query(ctx: Ctx, f: EventFilter, limit: int = 2000) -> Any:
-    """The statement behind :func:`trajectory` (bench/trajectory.py EXPLAINs it).
+    """The statement behind :func:`trajectory` with the filter's values bound in
+    (bench/trajectory.py EXPLAINs it, tests/test_event_indexes.py checks its index).
 
     It reads through the subject's own index (person, vehicle or subject + time); the time
     range prunes the monthly partitions on PostgreSQL (decision 0003).
     """
-    if f.person_id is None and f.vehicle_id is None and not (f.subject_type and f.subject_value):
+    stmt = _trajectory_statement(_dialect(ctx), ctx.actor, _trajectory_shape(f))
+    return stmt.params(_trajectory_params(f, limit))
+
+
+# A sighting's timestamps, read as naive UTC. On PostgreSQL the server converts them
+# (``timezone('UTC', at)``, whatever the session's time zone), so neither psycopg nor
+# UTCDateTime attaches and converts a zone per value; SQLite stores naive UTC already.
+def _naive_utc(column: Any, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return func.timezone(literal_column("'UTC'"), column, type_=DateTime())
+    return type_coerce(column, DateTime())
+
+
+# The filter fields a trajectory statement is built from. EventFilter must not gain a field
+# this path ignores (tests/test_trajectory.py holds the two together).
+TRAJECTORY_FILTER_FIELDS = frozenset(
+    {
+        "community_id",
+        "device",
+        "kind",
+        "subject_type",
+        "subject_value",
+        "person_id",
+        "vehicle_id",
+        "since",
+        "until",
+        "include_history",
+        "exclude_kinds",
+    }
+)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """Which of a filter's conditions a trajectory statement has: its values are bound
+    per call, so every trajectory of one shape and caller runs one statement."""
+
+    community: bool
+    device: bool
+    kind: bool
+    subject: bool
+    person: bool
+    vehicle: bool
+    since: bool
+    until: bool
+    include_history: bool
+    exclude_kinds: frozenset[str]
+
+
+def _dialect(ctx: Ctx) -> str:
+    return str(ctx.session.get_bind().dialect.name)
+
+
+def _trajectory_shape(f: EventFilter) -> _Shape:
+    """The filter's shape, after the checks :func:`_query` makes of a search."""
+    subject = bool(f.subject_type and f.subject_value)
+    if f.person_id is None and f.vehicle_id is None and not subject:
         raise ValidationFailed.one("subject", "name a person, a vehicle, or a subject and value")
-    return _query(ctx, f).order_by(StoredEvent.at, StoredEvent.id).limit(limit)
+    if f.since and f.until and f.until - f.since > MAX_RANGE:
+        raise ValidationFailed.one("until", "a search covers at most one year")
+    if f.kind and f.kind not in {k.value for k in Kind}:
+        raise ValidationFailed.one("kind", "unknown event kind")
+    return _Shape(
+        community=f.community_id is not None,
+        device=bool(f.device),
+        kind=bool(f.kind),
+        subject=subject,
+        person=f.person_id is not None,
+        vehicle=f.vehicle_id is not None,
+        since=bool(f.since),
+        until=bool(f.until),
+        include_history=f.include_history,
+        exclude_kinds=f.exclude_kinds,
+    )
+
+
+def _trajectory_params(f: EventFilter, limit: int) -> dict[str, Any]:
+    """The values bound into a trajectory statement of the filter's shape."""
+    params: dict[str, Any] = {"limit": limit}
+    if f.community_id is not None:
+        params["community_id"] = f.community_id
+    if f.device:
+        params["device"] = f.device
+    if f.kind:
+        params["kind"] = f.kind
+    if f.subject_type and f.subject_value:
+        params["subject_type"] = f.subject_type
+        params["subject_value"] = normalised_subject(f.subject_type, f.subject_value)
+    if f.person_id is not None:
+        params["person_id"] = f.person_id
+    if f.vehicle_id is not None:
+        params["vehicle_id"] = f.vehicle_id
+    if f.since:
+        params["since"] = f.since
+    if f.until:
+        params["until"] = f.until
+    return params
+
+
+@functools.lru_cache(maxsize=512)
+def _trajectory_statement(dialect: str, actor: Actor, shape: _Shape) -> Any:
+    """The trajectory statement for one caller and filter shape, built once.
+
+    The same conditions as :func:`_query` (and the same scope filter, through
+    :func:`restrict`), but with the filter's values as named parameters, so a call neither
+    builds the statement nor derives SQLAlchemy's cache key for it again (~0.2 ms). Its one
+    SQL text per shape is what lets psycopg prepare it on each pooled connection (after five
+    runs in transactions that commit), and PostgreSQL then reuses a generic plan instead of
+    planning each call; run-time pruning still keeps it to the window's partitions. Cached
+    per actor, not per ``org_path``, so that the scope filter may come to depend on more of
+    the caller without this cache going stale.
+    """
+    # _COLUMNS, with ``at`` and ``received_at`` (the fourth and fifth) read as naive UTC.
+    columns = (
+        *_COLUMNS[:3],
+        _naive_utc(StoredEvent.at, dialect).label("at"),
+        _naive_utc(StoredEvent.received_at, dialect).label("received_at"),
+        *_COLUMNS[5:],
+    )
+    stmt: Any = restrict(
+        select(*columns)
+        .join(Device, Device.id == StoredEvent.device_id)
+        .join(OrgUnit, OrgUnit.id == StoredEvent.community_id),
+        StoredEvent,
+        actor,
+    )
+    if shape.community:
+        stmt = stmt.where(StoredEvent.community_id == bindparam("community_id"))
+    if shape.device:
+        stmt = stmt.where(Device.code == bindparam("device"))
+    if shape.kind:
+        stmt = stmt.where(StoredEvent.kind == bindparam("kind"))
+    if shape.subject:
+        stmt = stmt.where(
+            StoredEvent.subject_type == bindparam("subject_type"),
+            StoredEvent.subject_value == bindparam("subject_value"),
+        )
+    if shape.person:
+        stmt = stmt.where(StoredEvent.person_id == bindparam("person_id"))
+    if shape.vehicle:
+        stmt = stmt.where(StoredEvent.vehicle_id == bindparam("vehicle_id"))
+    if shape.since:
+        stmt = stmt.where(StoredEvent.at >= bindparam("since"))
+    if shape.until:
+        stmt = stmt.where(StoredEvent.at < bindparam("until"))
+    if shape.exclude_kinds:
+        stmt = stmt.where(StoredEvent.kind.not_in(sorted(shape.exclude_kinds)))
+    if not shape.include_history:
+        stmt = stmt.where(StoredEvent.history.is_(False))
+    return stmt.order_by(StoredEvent.at, StoredEvent.id).limit(bindparam("limit", type_=Integer()))
+
+
+def _sighting(r: Sequence[Any]) -> dict[str, Any]:
+    """A sighting in the shape of :func:`_from_row` from a trajectory statement's row, whose
+    timestamps are naive UTC (the same ISO text an aware UTC time gives, at less cost)."""
+    (
+        ident,
+        key,
+        kind,
+        at,
+        received_at,
+        community_id,
+        community,
+        device_code,
+        device_name,
+        subject_type,
+        subject_value,
+        direction,
+        value,
+        data,
+        image,
+        history,
+        person_id,
+        vehicle_id,
+        house_id,
+    ) = r
+    return {
+        "id": ident,
+        "event_id": key,
+        "kind": kind,
+        "at": at.isoformat() + "+00:00",
+        "received_at": received_at.isoformat() + "+00:00",
+        "community_id": community_id,
+        "community": community,
+        "device": device_code,
+        "device_name": device_name,
+        "subject": {"type": subject_type, "value": subject_value} if subject_type else None,
+        "direction": direction,
+        "value": value,
+        "data": data,
+        "image": image,
+        "history": history,
+        "person_id": person_id,
+        "vehicle_id": vehicle_id,
+        "house_id": house_id,
+    }
 
 
 def to_dict(e: StoredEvent, device_code: str, device_name: str, community: str) -> dict[str, Any]:
