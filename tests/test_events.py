@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 
 import httpx
 import pytest
@@ -247,6 +248,11 @@ def test_live_feed_streams_new_events_in_scope(app_node, site):
         web.post(
             "/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token}
         )
+        # Over a real server the sign-in's commit may trail its redirect: wait for the session.
+        for _ in range(50):
+            if web.get("/api/v1/events", params={"size": 1}).status_code == 200:
+                break
+            time.sleep(0.1)
         got: list[dict] = []
         ready = threading.Event()
 
