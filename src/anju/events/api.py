@@ -149,16 +149,18 @@ def _may_use(session: Any, sender: Sender) -> Callable[[DeviceRef], bool]:
 
 
 def _live_item(stored_id: int, row: Any) -> dict[str, Any]:
-    e = row.event
+    # str() of these StrEnums is their value, without the enum's slow ``.value`` property
+    e, device = row.event, row.device
+    subject = e.subject
     return {
         "id": stored_id,
-        "kind": e.kind.value,
+        "kind": str(e.kind),
         "at": e.at.isoformat(),
-        "community_id": row.device.community_id,
-        "device": row.device.code,
-        "device_name": row.device.name or row.device.code,
-        "subject": {"type": e.subject.type.value, "value": e.subject.value} if e.subject else None,
-        "direction": e.direction.value if e.direction else None,
+        "community_id": device.community_id,
+        "device": device.code,
+        "device_name": device.name or device.code,
+        "subject": {"type": str(subject.type), "value": subject.value} if subject else None,
+        "direction": str(e.direction) if e.direction else None,
         "person_id": row.enrichment.person_id,
         "history": e.history,
     }
@@ -219,6 +221,7 @@ async def ingest(request: Request, node: NodeDep, sender: SenderDep, clock: Cloc
         await asyncio.to_thread(count_refusal, node, sender, str(exc))
         raise HTTPException(400, str(exc)) from None
     outcomes = wire.parse_batch(payload, clock())
+    del payload  # its dicts need not live through the delivery: the events hold what they need
     processed = await asyncio.to_thread(deliver, node, outcomes, sender)
     # Serialised here, once: IngestAnswer documents it, FastAPI need not re-validate it.
     return Response(answer(processed), media_type="application/json")

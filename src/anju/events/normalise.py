@@ -8,11 +8,13 @@ import re
 from anju.core.validation import normalise_plate
 
 _MAC = re.compile(r"^[0-9A-F]{12}$")
+_NOT_HEX = re.compile(r"[^0-9A-Fa-f]")
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
 
 
 def mac(value: str) -> str:
     """``aa-bb-cc-dd-ee-ff`` / ``AABB.CCDD.EEFF`` / ``aabbccddeeff`` → ``AA:BB:CC:DD:EE:FF``."""
-    digits = re.sub(r"[^0-9A-Fa-f]", "", value or "").upper()
+    digits = _NOT_HEX.sub("", value or "").upper()
     if not _MAC.match(digits):
         raise ValueError(f"not a MAC address: {value!r}")
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
@@ -20,7 +22,8 @@ def mac(value: str) -> str:
 
 def plate(value: str) -> str:
     """A plate as read (OCR may be imperfect): upper-cased, separators removed."""
-    text = normalise_plate(value)
+    # Letters and digits only (the usual reading) hold no separator to remove.
+    text = value.upper() if value and value.isalnum() else normalise_plate(value)
     if not text:
         raise ValueError("empty plate")
     return text
@@ -28,7 +31,9 @@ def plate(value: str) -> str:
 
 def card(value: str) -> str:
     """Card numbers: digits and letters only, upper-case, leading zeros kept."""
-    text = re.sub(r"[^0-9A-Za-z]", "", value or "").upper()
+    if value and value.isascii() and value.isalnum():  # the usual reading: nothing to remove
+        return value.upper()
+    text = _NOT_ALNUM.sub("", value or "").upper()
     if not text:
         raise ValueError("empty card number")
     return text

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from anju.events.model import Event, Kind, Outcome, Rejection
 
@@ -150,16 +150,19 @@ class Pipeline:
         now = self.clock()
         codes = {o.device for o in outcomes if o.device}
         known = self.devices.find(codes) if codes else {}
+        # Asked once per device, not per event: a delivery is mostly one device's events.
+        usable = {code: device for code, device in known.items() if may_use(device)}
         results: list[Result | None] = [None] * len(outcomes)
-        ready: list[tuple[int, Event, DeviceRef]] = []
-        seen_keys: set[tuple[int, str]] = set()
+        ready: list[int] = []  # the outcomes that go on to be stored, by position
+        pairs: list[tuple[Event, DeviceRef]] = []  # and their events, with their devices
+        seen_keys: dict[int, set[str]] = {}  # device id -> event ids so far
         rejected: dict[int, tuple[int, str]] = {}
 
         def reject(i: int, reason: str, code: str | None, ident: str | None) -> None:
             """Refuse one item; count it against its device when the sender may use it."""
             results[i] = Result("rejected", code, ident, reason)
-            device = known.get(code) if code else None
-            if device is not None and may_use(device):
+            device = usable.get(code) if code else None
+            if device is not None:
                 count, _ = rejected.get(device.id, (0, reason))
                 rejected[device.id] = (count + 1, reason)
 
@@ -167,66 +170,83 @@ class Pipeline:
             if isinstance(outcome, Rejection):
                 reject(i, outcome.reason, outcome.device, outcome.id)
                 continue
-            device = known.get(outcome.device)
-            if device is None or not may_use(device):
+            device = usable.get(outcome.device)
+            if device is None:
                 # Unknown and not-yours look the same: existence does not leak.
                 results[i] = Result("rejected", outcome.device, outcome.id, "unknown device")
                 continue
             if not device.active:
                 reject(i, "device is disabled or retired", device.code, outcome.id)
                 continue
-            key = (device.id, outcome.id)
-            if key in seen_keys:
+            ids = seen_keys.get(device.id)
+            if ids is None:
+                ids = seen_keys[device.id] = set()
+            elif outcome.id in ids:
                 results[i] = Result("duplicate", device.code, outcome.id)
                 continue
-            seen_keys.add(key)
-            ready.append((i, outcome, device))
+            ids.add(outcome.id)
+            ready.append(i)
+            pairs.append((outcome, device))
 
         persons: list[int | None] = []
         if self.faces is not None and ready:
             # Encoding happens here, before the store's first write takes the write lock.
-            recognised = self.faces.recognise([(e, d) for _, e, d in ready])
+            recognised = self.faces.recognise(list(pairs))
             for k, found in enumerate(recognised):
                 if found is not None:
-                    ready[k] = (ready[k][0], found.event, ready[k][2])
+                    pairs[k] = (found.event, pairs[k][1])
             persons = [found.person_id if found else None for found in recognised]
-        pairs = [(e, d) for _, e, d in ready]
         if any(p is not None for p in persons):
             enrichments = self.enricher.enrich(pairs, persons)
         else:
             enrichments = self.enricher.enrich(pairs) if ready else []
+        put = self.blobs.put
         rows = [
             Row(
-                event=event,
-                device=device,
-                enrichment=enrichment,
-                received_at=now,
-                image=event.image
-                or (self.blobs.put(event.image_data) if event.image_data else None),
+                event,
+                device,
+                enrichment,
+                now,
+                event.image or (put(event.image_data) if event.image_data else None),
             )
-            for (_, event, device), enrichment in zip(ready, enrichments, strict=True)
+            for (event, device), enrichment in zip(pairs, enrichments, strict=True)
         ]
         stored_ids = self.store.insert(rows) if rows else []
         if self.faces is not None and ready:
             self.faces.stored(stored_ids)
         processed = Processed(results=[])
-        seen: dict[int, tuple[dt.datetime, int, dict[str, float]]] = {}
-        for (i, event, device), row, stored_id in zip(ready, rows, stored_ids, strict=True):
+        stored = processed.stored
+        # device id -> [last seen, accepted, health]; one list per device, not per event
+        heard: dict[int, list[Any]] = {}
+        for i, row, stored_id in zip(ready, rows, stored_ids, strict=True):
+            event, device = row.event, row.device
             if stored_id is None:
                 results[i] = Result("duplicate", device.code, event.id)
                 continue
-            results[i] = Result("accepted", device.code, event.id, stored_id=stored_id)
-            processed.stored.append((stored_id, row))
-            if event.kind is Kind.DEVICE_OFFLINE:
+            results[i] = Result("accepted", device.code, event.id, None, stored_id)
+            stored.append((stored_id, row))
+            if event.kind is _OFFLINE:
                 continue  # word that a device is gone (a carrier's, the tick's) is not hearing it
             # A device clock running ahead must not make it look seen in the future.
-            when = min(event.at, now)
-            last, count, health = seen.get(device.id, (when, 0, {}))
-            health.update(_health(event))
-            seen[device.id] = (max(last, when), count + 1, health)
+            when = now if now < event.at else event.at
+            so_far = heard.get(device.id)
+            if so_far is None:
+                so_far = heard[device.id] = [when, 0, {}]
+            elif when > so_far[0]:
+                so_far[0] = when
+            so_far[1] += 1
+            if not _HEALTH.isdisjoint(event.data):
+                so_far[2].update(_health(event))
+        seen = {
+            device_id: (last, count, health) for device_id, (last, count, health) in heard.items()
+        }
         self.store.note_devices(seen, rejected, now)
         processed.results = [r for r in results if r is not None]
         return processed
+
+
+_OFFLINE = Kind.DEVICE_OFFLINE
+_HEALTH = frozenset(HEALTH_FIELDS)
 
 
 def _health(event: Event) -> dict[str, float]:

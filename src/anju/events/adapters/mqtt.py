@@ -188,9 +188,9 @@ def prepare(message: _Inbound) -> list[Outcome]:
     """
     code = message.device
     try:
-        payload = json.loads(message.payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        return [Rejection(f"malformed JSON: {exc}"[:200], device=code)]
+        payload = wire.decode(message.payload)  # orjson, as for HTTP; same refusals
+    except ValueError as exc:
+        return [Rejection(str(exc), device=code)]
     items = payload if isinstance(payload, list) else [payload]
     foreign: dict[int, Rejection] = {}
     fixed: list[Any] = []
