@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.live_server import live_server
 
 from anju.auth import tokens
-from anju.bootstrap import Node, bootstrap, initialise
+from anju.bootstrap import Node, bootstrap, initialise, settle_heap
 from anju.config import Settings
 from anju.devices.models import Device, DeviceKind
 from anju.events import wire
@@ -187,6 +187,7 @@ def http_ingest(
     with live_server(node) as base:
         warm = httpx.get(f"{base}/api/docs", timeout=30)  # the app is up and answering
         assert warm.status_code < 500
+        settle_heap()  # as `anju serve` does once it has started
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             elapsed, accepted, errors = pool.apply(post_all, (base, jobs, clients))
     if errors:

@@ -61,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest import Site, make_events, on_each_database, prepare
 
-from anju.bootstrap import Node
+from anju.bootstrap import Node, settle_heap
 from anju.events.adapters.mqtt import BrokerUrl, MqttIngest
 from anju.events.models import StoredEvent
 from anju.org.models import OrgUnit
@@ -201,6 +201,7 @@ def run_mode(
     ingest.start()
     if not ingest.wait_connected(10):
         raise SystemExit("node consumer did not subscribe")
+    settle_heap()  # as `anju worker mqtt` does once it has started
     prefix = f"n{per_message}-"
     try:
         batch = messages(site, community, root, n, per_message, prefix)

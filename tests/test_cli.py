@@ -69,3 +69,18 @@ def test_secret_key_from_environment(tmp_path, monkeypatch):
     result = runner.invoke(app, ["init", "--json"])
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "d" / "secret.key").exists()
+
+
+def test_settle_heap_freezes_what_start_up_built() -> None:
+    """``anju serve`` and the workers move what start-up built out of the collector's way."""
+    import gc
+
+    from anju.bootstrap import settle_heap
+
+    before = gc.get_freeze_count()
+    built = [{"n": n} for n in range(1000)]  # long-lived, like the app's own objects
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() >= before + len(built)
+    finally:
+        gc.unfreeze()

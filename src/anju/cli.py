@@ -121,6 +121,7 @@ def _run_server(node: Any, on_listening: Callable[[str], None] | None = None) ->
     """Serve until stopped; ``on_listening(base_url)`` runs once the port accepts requests."""
     import uvicorn
 
+    from anju.bootstrap import settle_heap
     from anju.web.app import create_app
 
     settings = node.settings
@@ -128,9 +129,11 @@ def _run_server(node: Any, on_listening: Callable[[str], None] | None = None) ->
     ticker = _start_ticker(node)
     console.print(f"Anju console: [bold]http://{settings.host}:{settings.port}/[/bold]")
     try:
+        web = create_app(node)
+        settle_heap()
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(node),
+                web,
                 host=settings.host,
                 port=settings.port,
                 access_log=False,  # our own access log leaves query strings out

@@ -48,6 +48,7 @@ def mqtt_worker(
     ] = 86_400,
 ) -> None:
     """Consume device events from ANJU_MQTT_URL until interrupted (Ctrl-C or SIGTERM)."""
+    from anju.bootstrap import settle_heap
     from anju.cli import configure_logging, err_console, settings_or_exit
     from anju.events.adapters.mqtt import MqttIngest, default_client_id
 
@@ -73,6 +74,7 @@ def mqtt_worker(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     ingest.start()
+    settle_heap()
     console.print(f"MQTT worker {ingest.client_id}: consuming {ingest.subscription}")
     try:
         while not done.wait(STATS_EVERY):
