@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -414,14 +415,52 @@ def test_the_minute_tick_escalates_and_announces(app_node: Any) -> None:
 # --- the live stream, preferences, configured recipients end to end ---------------------
 
 
-def _listen(web: Any, got: list[dict[str, Any]], want: int, ready: threading.Event) -> None:
-    with web.stream("GET", "/api/v1/alerts/live") as stream:
+def _listen(
+    web: Any, path: str, got: list[dict[str, Any]], want: int, ready: threading.Event
+) -> None:
+    with web.stream("GET", path) as stream:
         ready.set()
         for line in stream.iter_lines():
             if line.startswith("data: "):
                 got.append(json.loads(line[6:]))
                 if len(got) >= want:
                     return
+
+
+@contextmanager
+def _officer_and_manager_listening(
+    app_node: Any, feed: Any, path: str, want: dict[str, int]
+) -> Iterator[dict[str, list[dict[str, Any]]]]:
+    """Over a real server, the officer and the property manager each on the stream at
+    ``path`` until they have ``want`` items; yields what each got (complete on exit)."""
+    import httpx
+
+    from tests.live_server import live_server
+
+    with (
+        live_server(app_node) as base,
+        httpx.Client(base_url=base, timeout=10) as officer,
+        httpx.Client(base_url=base, timeout=10) as manager,
+    ):
+        _sign_in_live(officer, "aw-officer")
+        _sign_in_live(manager, "aw-property")
+        before = feed.subscribers
+        seen: dict[str, list[dict[str, Any]]] = {"officer": [], "property": []}
+        threads = []
+        for web, key in ((officer, "officer"), (manager, "property")):
+            ready = threading.Event()
+            args = (web, path, seen[key], want[key], ready)
+            thread = threading.Thread(target=_listen, args=args)
+            thread.start()
+            assert ready.wait(5)
+            threads.append(thread)
+        for _ in range(100):  # the subscriptions exist once both streams have started
+            if feed.subscribers >= before + 2:
+                break
+            time.sleep(0.05)
+        yield seen
+        for thread in threads:
+            thread.join(10)
 
 
 def _sign_in_live(web: Any, username: str) -> None:
@@ -442,36 +481,15 @@ def test_live_stream_keeps_police_only_alerts_from_property(
     """Over a real server: a police-only alert and then an ordinary one are raised; the
     officer's stream carries both, the property manager's only the ordinary one — and
     without sound, as the manager turned the console sound off."""
-    import httpx
-
-    from tests.live_server import live_server
-
     with app_node.unit_of_work() as ctx:
         manager = ctx.session.scalar(select(User).where(User.username == "aw-property"))
         notify.save_prefs(
             ctx.session, ctx.cipher, manager.id, min_severity="low", console_sound=False,
             email="", sms=False, phone="",
         )  # fmt: skip
-    with (
-        live_server(app_node) as base,
-        httpx.Client(base_url=base, timeout=10) as officer,
-        httpx.Client(base_url=base, timeout=10) as manager_web,
-    ):
-        _sign_in_live(officer, "aw-officer")
-        _sign_in_live(manager_web, "aw-property")
-        before = app_node.alert_feed.subscribers
-        seen = {"officer": [], "property": []}  # type: dict[str, list[dict[str, Any]]]
-        threads = []
-        for web, key, want in ((officer, "officer", 2), (manager_web, "property", 1)):
-            ready = threading.Event()
-            thread = threading.Thread(target=_listen, args=(web, seen[key], want, ready))
-            thread.start()
-            assert ready.wait(5)
-            threads.append(thread)
-        for _ in range(100):  # the subscriptions exist once both streams have started
-            if app_node.alert_feed.subscribers >= before + 2:
-                break
-            time.sleep(0.05)
+    live = "/api/v1/alerts/live"
+    want = {"officer": 2, "property": 1}
+    with _officer_and_manager_listening(app_node, app_node.alert_feed, live, want) as seen:
         notices = []
         with app_node.unit_of_work() as ctx:
             community = ctx.session.get(Alert, site["plain"]).community_id
@@ -495,8 +513,6 @@ def test_live_stream_keeps_police_only_alerts_from_property(
                 )
                 notices.append(notify.notice_of(ctx.session, alert, "raised"))
         notify.send(app_node, notices)
-        for thread in threads:
-            thread.join(10)
     assert [i["title"] for i in seen["officer"]] == [
         "重点人员出现（直播）",
         "消防通道被占用（直播）",
@@ -506,24 +522,12 @@ def test_live_stream_keeps_police_only_alerts_from_property(
     assert not any(i["police_only"] for i in seen["property"])
 
 
-def _listen_events(web: Any, got: list[dict[str, Any]], ready: threading.Event) -> None:
-    with web.stream("GET", "/api/v1/events/live") as stream:
-        ready.set()
-        for line in stream.iter_lines():
-            if line.startswith("data: "):
-                got.append(json.loads(line[6:]))
-                return
-
-
 def test_live_event_feed_hides_watchlist_hits_from_property(
     app_node: Any, site: dict[str, Any]
 ) -> None:
     """Over a real server: a face capture matched to a police watchlist entry goes out on
     the event feed; the officer's stream carries the hit, the property manager's the same
     event without it (they may see the face match, not whom the police watch)."""
-    import httpx
-
-    from tests.live_server import live_server
 
     with app_node.unit_of_work() as ctx:
         community = ctx.session.get(Alert, site["plain"]).community_id
@@ -532,29 +536,9 @@ def test_live_event_feed_hides_watchlist_hits_from_property(
         "id": 999_001, "community_id": community, "kind": "capture.face", "device": "AW-CAM",
         "at": NOW.isoformat(), "data": {"face": face},
     }  # fmt: skip
-    with (
-        live_server(app_node) as base,
-        httpx.Client(base_url=base, timeout=10) as officer,
-        httpx.Client(base_url=base, timeout=10) as manager_web,
-    ):
-        _sign_in_live(officer, "aw-officer")
-        _sign_in_live(manager_web, "aw-property")
-        before = app_node.feed.subscribers
-        seen: dict[str, list[dict[str, Any]]] = {"officer": [], "property": []}
-        threads = []
-        for web, key in ((officer, "officer"), (manager_web, "property")):
-            ready = threading.Event()
-            thread = threading.Thread(target=_listen_events, args=(web, seen[key], ready))
-            thread.start()
-            assert ready.wait(5)
-            threads.append(thread)
-        for _ in range(100):
-            if app_node.feed.subscribers >= before + 2:
-                break
-            time.sleep(0.05)
+    live, want = "/api/v1/events/live", {"officer": 1, "property": 1}
+    with _officer_and_manager_listening(app_node, app_node.feed, live, want) as seen:
         app_node.feed.publish([item])
-        for thread in threads:
-            thread.join(10)
     assert seen["officer"][0]["data"]["face"]["watch"] == [4]
     shown = seen["property"][0]["data"]["face"]
     assert "watch" not in shown and shown["stranger"] == "S-20261121-0001"

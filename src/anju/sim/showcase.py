@@ -76,6 +76,12 @@ class _Showcase(_Planter):
             if kind in h.devices and self.free(h.house_id) and self.free(h.devices[kind])
         ]  # fmt: skip
 
+    def unit_doors(self) -> list[str]:
+        """The unit doors the days' scenario leaves alone."""
+        return sorted(
+            {h.unit_door for h in self.world.homes if h.unit_door and self.free(h.unit_door)}
+        )
+
     def caught(
         self, model: str, key: object, start: dt.datetime, end: dt.datetime | None = None
     ) -> None:
@@ -98,9 +104,7 @@ class _Showcase(_Planter):
         self.caught("fire", code, at)
 
     def sos(self) -> None:
-        doors = sorted(
-            {h.unit_door for h in self.world.homes if h.unit_door and self.free(h.unit_door)}
-        )
+        doors = self.unit_doors()
         if not doors:
             return
         door, at = doors[self.rng("sos").randrange(len(doors))], self.live(1)
@@ -152,9 +156,7 @@ class _Showcase(_Planter):
         self.caught("controlled_list", plate, at)
 
     def suspicious(self) -> None:
-        doors = sorted(
-            {h.unit_door for h in self.world.homes if h.unit_door and self.free(h.unit_door)}
-        )
+        doors = self.unit_doors()
         if not doors:
             return
         rng = self.rng("suspicious")
@@ -188,9 +190,7 @@ class _Showcase(_Planter):
         self.caught("tailgating", gate.entry, at)
 
     def ebike(self) -> None:
-        doors = sorted(
-            {h.unit_door for h in self.world.homes if h.unit_door and self.free(h.unit_door)}
-        )
+        doors = self.unit_doors()
         if not doors:
             return
         door, at = doors[self.rng("ebike").randrange(len(doors))], self.live(7)
