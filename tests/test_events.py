@@ -225,10 +225,17 @@ def test_plates_link_vehicles_and_trajectory_orders_sightings(client, site):
         "/api/v1/trajectory", params={"subject_type": "plate", "subject_value": "粤B-66666"}
     ).json()
     sightings = found["sightings"]
-    assert [s["event_id"] for s in sightings] == ["p-0", "p-1", "p-2", "p-3"]
+    assert [s["direction"] for s in sightings] == ["in", "out", "in", "out"]
+    assert [s["at"] for s in sightings] == sorted(s["at"] for s in sightings)
     assert all(
-        s["vehicle_id"] == site["vehicle_id"] and s["device_name"] == "东门道闸" for s in sightings
+        s["subject"] == {"type": "plate", "value": "粤B66666"} and s["device_name"] == "东门道闸"
+        for s in sightings
     )
+    # A sighting is lean: the event's data, value and image are not in it.
+    assert all(set(s) >= {"id", "kind", "at", "community", "device"} for s in sightings)
+    assert not any({"data", "value", "image", "event_id"} & set(s) for s in sightings)
+    by_vehicle = client.get("/api/v1/trajectory", params={"vehicle_id": site["vehicle_id"]})
+    assert [s["id"] for s in by_vehicle.json()["sightings"]] == [s["id"] for s in sightings]
     by_person = client.get("/api/v1/trajectory", params={"person_id": site["person_id"]}).json()[
         "sightings"
     ]
@@ -237,6 +244,7 @@ def test_plates_link_vehicles_and_trajectory_orders_sightings(client, site):
         "/api/v1/events", params={"kind": "vehicle.passed", "community_id": site["community_id"]}
     ).json()
     assert search["total"] == 4 and search["items"][0]["event_id"] == "p-3"  # newest first
+    assert [e["id"] for e in search["items"][::-1]] == [s["id"] for s in sightings]
     bad = client.get("/api/v1/events", params={"kind": "nope"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "kind"
 

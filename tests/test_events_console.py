@@ -172,6 +172,32 @@ def test_trajectory_lists_sightings_in_order(admin, site):
     assert f"/trajectory?vehicle_id={site['vehicle_id']}" in vehicle.text
 
 
+def test_a_face_sighting_links_to_its_face_match(admin, app_node):
+    """A sighting carries no face match (it is read from the index alone): a face kind is
+    what links to the event's 人脸比对 page, for a caller who may see face matches."""
+    person = 987_654  # events need no registered person
+    with app_node.unit_of_work() as ctx:
+        t = f.tree(ctx, "FK")
+        gate = Device(community_id=t.community.id, code="FK-G", name="人脸门", kind="face_gate")
+        ctx.session.add(gate)
+        ctx.session.flush()
+        ids = []
+        for key, kind, hours in (("fk-face", "access.face", 2), ("fk-card", "access.card", 1)):
+            at = NOW - dt.timedelta(hours=hours)
+            event = StoredEvent(
+                community_id=t.community.id, device_id=gate.id, event_key=key, kind=kind, at=at,
+                received_at=at, person_id=person, data={}, history=False,
+            )  # fmt: skip
+            ctx.session.add(event)
+            ctx.session.flush()
+            ids.append(event.id)
+    page = admin.get("/trajectory", params={"person_id": person})
+    timeline = page.text.split('<ol class="timeline">', 1)[1].split("</ol>", 1)[0]
+    assert timeline.count("<li>") == 2
+    assert f'href="/events/{ids[0]}/face"' in timeline
+    assert f"/events/{ids[1]}/" not in timeline
+
+
 def test_device_page_shows_health_and_rejection(admin, site):
     page = admin.get(f"/devices/{site['gate']}")
     assert page.status_code == 200

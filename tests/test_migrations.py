@@ -148,3 +148,37 @@ def test_partitioning_keeps_existing_events(empty_engine):
         assert not partitions.is_partitioned(conn)
         _insert_event(conn, "after", "2026-04-01 00:00:00")
         assert conn.scalar(text("SELECT id FROM events WHERE event_key = 'after'")) == 5
+
+
+def _subject_indexes(engine) -> dict[str, tuple[list[str], list[str]]]:
+    """The subject indexes of ``events`` as the database has them: key and included columns."""
+    found = inspect(engine).get_indexes("events")
+    return {
+        i["name"]: (
+            list(i["column_names"]),
+            list(i.get("dialect_options", {}).get("postgresql_include") or []),
+        )
+        for i in found
+        if i["name"] in {"ix_events_person_at", "ix_events_vehicle_at", "ix_events_subject_at"}
+    }
+
+
+def test_subject_indexes_carry_what_the_models_include(empty_engine):
+    """Autogenerate does not compare INCLUDE columns: the subject indexes (0012) are held to
+    the models here, and 0012's downgrade to 0007's plain keys."""
+    migrate.upgrade(empty_engine)
+    models = {
+        i.name: (
+            [c.name for c in i.columns],
+            list(i.dialect_options["postgresql"]["include"] or [])
+            if empty_engine.dialect.name == "postgresql"
+            else [],
+        )
+        for i in Base.metadata.tables["events"].indexes
+        if i.name in {"ix_events_person_at", "ix_events_vehicle_at", "ix_events_subject_at"}
+    }
+    assert len(models) == 3 and _subject_indexes(empty_engine) == models
+    if empty_engine.dialect.name == "postgresql":
+        assert all("id" in include for _, include in models.values())
+    migrate.downgrade(empty_engine, "0011")
+    assert _subject_indexes(empty_engine) == {k: (v[0], []) for k, v in models.items()}

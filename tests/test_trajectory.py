@@ -1,10 +1,13 @@
 """Trajectories (轨迹) on SQLite and PostgreSQL: every sighting of a subject in a time range,
-oldest first, with place and device, scoped to the caller and shown as ``for_actor`` lets
-them see it.
+oldest first, with place and device, scoped to the caller.
 
-The trajectory path reads through a statement of its own, built once per caller and filter
-shape (``service._trajectory_statement``); these tests hold its answers to what the stored
-events say and to the general search path (``service.search``) on the same rows.
+A trajectory's sighting is lean (``service.trajectory``: what the timeline and the API
+show, all of it in the subject indexes so PostgreSQL reads no heap row); the whole events,
+face matches shown as ``for_actor`` lets the caller see them, come from
+``service.trajectory_events``. Both read through a statement of their own, built once per
+caller and filter shape (``service._trajectory_statement``); these tests hold their answers
+to what the stored events say and to the general search path (``service.search``) on the
+same rows.
 """
 
 from __future__ import annotations
@@ -127,6 +130,30 @@ def world(ctx: Ctx) -> World:
     return World(home, away, gate, barrier, elsewhere, e)
 
 
+# What a sighting holds, in this order.
+SIGHTING = (
+    "id",
+    "kind",
+    "at",
+    "community_id",
+    "community",
+    "device",
+    "device_name",
+    "subject",
+    "direction",
+)
+
+
+def lean(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events in the API shape cut down to sightings."""
+    return [{k: e[k] for k in SIGHTING} for e in events]
+
+
+def sightings(w: World, keys: list[str]) -> list[dict[str, Any]]:
+    """The named events as a trajectory's sightings, from what was stored."""
+    return lean(expected(w, keys))
+
+
 def expected(w: World, keys: list[str]) -> list[dict[str, Any]]:
     """The API shape of the named events, from what was stored (not from the code under test)."""
     places = {
@@ -185,29 +212,51 @@ def test_a_trajectory_is_every_sighting_in_the_range_in_order_with_place_and_dev
     ctx: Ctx, world: World
 ) -> None:
     got = service.trajectory(ctx, BY_PERSON)
-    assert got == expected(world, IN_RANGE)
-    # The same keys in the same order as every other event answer (search, live feed).
-    assert all(list(s) == list(e) for s, e in zip(got, expected(world, IN_RANGE), strict=True))
+    assert got == sightings(world, IN_RANGE)
+    assert all(list(s) == list(SIGHTING) for s in got)  # nothing more: no data, value, image
     card = ["first", "face", "full", "away", "tie-1", "tie-2", "last"]
     # The card as a device reports it: normalised the way adapters store it.
     by_card = dataclasses.replace(BY_CARD, subject_value=" 00ab12 ")
-    assert service.trajectory(ctx, by_card) == expected(world, card)
-    assert service.trajectory(ctx, service.EventFilter(vehicle_id=77)) == expected(world, ["full"])
+    assert service.trajectory(ctx, by_card) == sightings(world, card)
+    by_vehicle = service.EventFilter(vehicle_id=77)
+    assert service.trajectory(ctx, by_vehicle) == sightings(world, ["full"])
+
+
+def test_a_trajectorys_whole_events_are_every_event_in_the_range_in_order(
+    ctx: Ctx, world: World
+) -> None:
+    got = service.trajectory_events(ctx, BY_PERSON)
+    assert got == expected(world, IN_RANGE)
+    # The same keys in the same order as every other event answer (search, live feed).
+    assert all(list(s) == list(e) for s, e in zip(got, expected(world, IN_RANGE), strict=True))
+    by_vehicle = service.EventFilter(vehicle_id=77)
+    assert service.trajectory_events(ctx, by_vehicle) == expected(world, ["full"])
 
 
 def test_a_trajectory_keeps_to_the_callers_communities(ctx: Ctx, world: World) -> None:
     district = as_caller(ctx, world.home.district.path, "face.view", police=True)
     mine = [k for k in IN_RANGE if k != "away"]
-    assert service.trajectory(district, BY_PERSON) == expected(world, mine)
+    assert service.trajectory(district, BY_PERSON) == sightings(world, mine)
+    assert service.trajectory_events(district, BY_PERSON) == expected(world, mine)
     community = as_caller(ctx, world.away.community.path, "face.view", police=True)
-    assert service.trajectory(community, BY_PERSON) == expected(world, ["away"])
+    assert service.trajectory(community, BY_PERSON) == sightings(world, ["away"])
+    assert service.trajectory_events(community, BY_PERSON) == expected(world, ["away"])
 
 
-def test_a_trajectory_shows_face_matches_as_for_actor_does(ctx: Ctx, world: World) -> None:
+def test_a_sighting_tells_nobody_of_a_face_match(ctx: Ctx, world: World) -> None:
+    """Whoever asks, a sighting is the same: the match is on the event, not in the answer."""
     path = world.home.district.path
     police = service.trajectory(as_caller(ctx, path, "face.view", police=True), BY_CARD)
-    staff = service.trajectory(as_caller(ctx, path, "face.view"), BY_CARD)
     guard = service.trajectory(as_caller(ctx, path), BY_CARD)
+    assert police == guard and police
+    assert all("data" not in s for s in police)
+
+
+def test_a_trajectorys_events_show_face_matches_as_for_actor_does(ctx: Ctx, world: World) -> None:
+    path = world.home.district.path
+    police = service.trajectory_events(as_caller(ctx, path, "face.view", police=True), BY_CARD)
+    staff = service.trajectory_events(as_caller(ctx, path, "face.view"), BY_CARD)
+    guard = service.trajectory_events(as_caller(ctx, path), BY_CARD)
 
     def face(sightings: list[dict[str, Any]]) -> dict[str, Any]:
         return next(s for s in sightings if s["event_id"] == "face")
@@ -234,7 +283,7 @@ def test_a_trajectory_shows_face_matches_as_for_actor_does(ctx: Ctx, world: Worl
 def test_a_trajectory_answers_as_the_event_search_does(
     ctx: Ctx, world: World, extra: dict[str, Any]
 ) -> None:
-    """The trajectory's own statement against the general search path on the same rows:
+    """The trajectory's own statements against the general search path on the same rows:
     the same events, fields and values, in the opposite order (search is newest first)."""
     values = {
         k: world.gate.code if v == "__gate__" else world.away.community.id if v == "__away__" else v
@@ -245,27 +294,31 @@ def test_a_trajectory_answers_as_the_event_search_does(
             flt = dataclasses.replace(base, **values)
             found, total = service.search(caller, flt, size=100)
             reference = [{k: v for k, v in e.items() if k != "person_name"} for e in found[::-1]]
-            got = service.trajectory(caller, flt)
+            got = service.trajectory_events(caller, flt)
             assert got == reference and len(got) == total
             assert all(list(a) == list(b) for a, b in zip(got, reference, strict=True))
+            assert service.trajectory(caller, flt) == lean(reference)
     assert service.trajectory(ctx, dataclasses.replace(BY_PERSON, **values))  # not vacuous
 
 
 def test_one_statement_serves_every_subject_and_range_of_a_shape(ctx: Ctx, world: World) -> None:
     """The statement is built once per caller and shape; each call's values are its own."""
     other = service.EventFilter(person_id=OTHER_PERSON, since=SINCE, until=UNTIL)
-    assert service.trajectory(ctx, BY_PERSON) == expected(world, IN_RANGE)
-    assert service.trajectory(ctx, other) == expected(world, ["other"])
+    assert service.trajectory(ctx, BY_PERSON) == sightings(world, IN_RANGE)
+    assert service.trajectory(ctx, other) == sightings(world, ["other"])
     later = dataclasses.replace(BY_PERSON, since=T0 + dt.timedelta(hours=5))
-    assert service.trajectory(ctx, later) == expected(world, ["tie-1", "tie-2", "last"])
+    assert service.trajectory(ctx, later) == sightings(world, ["tie-1", "tie-2", "last"])
+    assert service.trajectory_events(ctx, later) == expected(world, ["tie-1", "tie-2", "last"])
     home = as_caller(ctx, world.home.district.path)
     away = as_caller(ctx, world.away.district.path)
-    assert [s["event_id"] for s in service.trajectory(away, BY_PERSON)] == ["away"]
-    assert "away" not in [s["event_id"] for s in service.trajectory(home, BY_PERSON)]
+    away_id = world.events["away"].id
+    assert [s["id"] for s in service.trajectory(away, BY_PERSON)] == [away_id]
+    assert away_id not in [s["id"] for s in service.trajectory(home, BY_PERSON)]
 
 
 def test_a_trajectory_stops_at_its_limit(ctx: Ctx, world: World) -> None:
-    assert service.trajectory(ctx, BY_PERSON, limit=3) == expected(world, IN_RANGE[:3])
+    assert service.trajectory(ctx, BY_PERSON, limit=3) == sightings(world, IN_RANGE[:3])
+    assert service.trajectory_events(ctx, BY_PERSON, limit=2) == expected(world, IN_RANGE[:2])
 
 
 @pytest.mark.parametrize(
@@ -282,9 +335,10 @@ def test_a_trajectory_stops_at_its_limit(ctx: Ctx, world: World) -> None:
 def test_a_trajectory_refuses_what_it_cannot_answer(
     ctx: Ctx, flt: service.EventFilter, field: str
 ) -> None:
-    with pytest.raises(ValidationFailed) as refused:
-        service.trajectory(ctx, flt)
-    assert refused.value.errors[0].field == field
+    for path in (service.trajectory, service.trajectory_events):
+        with pytest.raises(ValidationFailed) as refused:
+            path(ctx, flt)
+        assert refused.value.errors[0].field == field
 
 
 def test_the_trajectory_path_knows_every_filter_field() -> None:
@@ -297,4 +351,5 @@ def test_a_trajectory_sees_the_callers_own_pending_events(ctx: Ctx, world: World
     """As an ORM query would: what the caller added but has not flushed is in the answer."""
     late = _event(ctx, "pending", world.gate, T0 + dt.timedelta(hours=7))
     got = service.trajectory(ctx, BY_PERSON)
-    assert [s["event_id"] for s in got][-2:] == ["pending", "last"] and late.id is not None
+    assert late.id is not None
+    assert [s["id"] for s in got][-2:] == [late.id, world.events["last"].id]

@@ -295,8 +295,15 @@ def trajectory(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """轨迹 — every sighting of one person, vehicle, card or MAC in a time range, in order,
-    across all communities in your area."""
+    """轨迹 — every sighting of one person, vehicle, card or MAC in a time range, oldest
+    first, across all communities in your area (`trajectory.view`; at most 2,000).
+
+    A sighting is lean: `id`, `kind`, `at`, `community_id`, `community`, `device` (code),
+    `device_name`, `subject` (`type`, `value`, or null) and `direction` — no `data`, `value`
+    or image: it is read from the subject's index alone. For those, and face matches, search
+    the events (`GET /api/v1/events` with the same subject and range) and fetch an image by
+    id (`/api/v1/events/{id}/image`); a face kind (`access.face`, `capture.face`) tells
+    which sightings were faces."""
     if not ctx.actor.can("trajectory.view"):
         raise PermissionDenied("trajectory.view")
     f = _filter(

@@ -34,6 +34,14 @@ HAS_PERSON = text("person_id IS NOT NULL")
 HAS_VEHICLE = text("vehicle_id IS NOT NULL")
 
 
+# What a trajectory's sighting reads besides a subject index's key (anju.events.service,
+# ``_LEAN_COLUMNS`` and its filters: scope by community, device, kind, history), and the
+# subject, which the person and vehicle indexes do not have as key. Migration 0012 holds
+# its own copy, as migrations must.
+SIGHTING = ("id", "community_id", "device_id", "kind", "direction", "history")
+SUBJECT = ("subject_type", "subject_value")
+
+
 def _where(condition: Any) -> dict[str, Any]:
     """A partial index's condition, on both databases."""
     return {"sqlite_where": condition, "postgresql_where": condition}
@@ -54,9 +62,30 @@ class StoredEvent(Base):
         Index("ix_events_device_at", "device_id", "at"),
         # Only rows that name a subject, person or vehicle: most events (heartbeats, sensors,
         # meters) name none, and indexing them would cost every insert for no query (0007).
-        Index("ix_events_subject_at", "subject_type", "subject_value", "at", **_where(HAS_SUBJECT)),
-        Index("ix_events_person_at", "person_id", "at", **_where(HAS_PERSON)),
-        Index("ix_events_vehicle_at", "vehicle_id", "at", **_where(HAS_VEHICLE)),
+        # On PostgreSQL they also carry what a trajectory's sighting reads (0012), so that a
+        # trajectory is an index-only scan; SQLite has no INCLUDE and ignores it.
+        Index(
+            "ix_events_subject_at",
+            "subject_type",
+            "subject_value",
+            "at",
+            postgresql_include=list(SIGHTING),
+            **_where(HAS_SUBJECT),
+        ),
+        Index(
+            "ix_events_person_at",
+            "person_id",
+            "at",
+            postgresql_include=[*SIGHTING, *SUBJECT],
+            **_where(HAS_PERSON),
+        ),
+        Index(
+            "ix_events_vehicle_at",
+            "vehicle_id",
+            "at",
+            postgresql_include=[*SIGHTING, *SUBJECT],
+            **_where(HAS_VEHICLE),
+        ),
         # Retention asks whether a newer event still shows a blob (images are shared by hash).
         Index("ix_events_image", "image", **_where(HAS_IMAGE)),
     )

@@ -147,14 +147,34 @@ def search(
 
 
 def trajectory(ctx: Ctx, f: EventFilter, limit: int = 2000) -> list[dict[str, Any]]:
-    """Every sighting of one subject in a time range, oldest first, with place and device.
+    """Every sighting of one subject in a time range, oldest first: what the trajectory page
+    (轨迹分析) and ``GET /api/v1/trajectory`` show.
 
-    Each sighting has the shape of :func:`to_dict` and is shown as :func:`for_actor` lets the
-    caller see it. A 30-day trajectory is hundreds of rows, so this path is lean (see
-    :func:`_trajectory_statement`; docs/performance.md, "Trajectory").
+    A sighting is lean (:func:`_lean_sighting`): time, kind, community, device, subject and
+    direction, no ``data``, value or image. Those are what the subject indexes carry, so on
+    PostgreSQL the read is an index-only scan and a busy subject's ~1,000 sightings cost no
+    heap block each (docs/performance.md, "Trajectory"; decision 0003). Nothing of a face
+    match is in it: whether a sighting was a face is its ``kind`` (:data:`FACE_KINDS`), and
+    the match itself is on the event's own page, shown there by :func:`for_actor`.
     """
+    rows = _run_trajectory(ctx, f, limit, lean=True)
+    return [_lean_sighting(r) for r in rows]
+
+
+def trajectory_events(ctx: Ctx, f: EventFilter, limit: int = 2000) -> list[dict[str, Any]]:
+    """Every event of one subject in a time range, oldest first, whole: each has the shape of
+    :func:`to_dict` and is shown as :func:`for_actor` lets the caller see it. For the few
+    pages that need what a sighting leaves out (a stranger's sightings show each face's
+    distance and photo); it reads each event's heap row, so it is the slower path."""
+    rows = _run_trajectory(ctx, f, limit, lean=False)
+    actor = ctx.actor
+    return [for_actor(actor, _sighting(r)) for r in rows]
+
+
+def _run_trajectory(ctx: Ctx, f: EventFilter, limit: int, *, lean: bool) -> Sequence[Any]:
+    """The rows of a trajectory statement (see :func:`_trajectory_statement`)."""
     dialect = _dialect(ctx)
-    stmt = _trajectory_statement(dialect, ctx.actor, _trajectory_shape(f))
+    stmt = _trajectory_statement(dialect, ctx.actor, _trajectory_shape(f), lean)
     session = ctx.session
     if session.autoflush:  # as the ORM would before a query: the caller's pending events too
         session.flush()
@@ -163,12 +183,10 @@ def trajectory(ctx: Ctx, f: EventFilter, limit: int = 2000) -> list[dict[str, An
     # SQLAlchemy's ORM and row layers cost ~0.5 ms per 300 rows (docs/performance.md).
     result = session.connection().execute(stmt, _trajectory_params(f, limit))
     if dialect == "postgresql":
-        rows = result.cursor.fetchall()
+        rows: Sequence[Any] = result.cursor.fetchall()
         result.close()
-    else:
-        rows = result.all()
-    actor = ctx.actor
-    return [for_actor(actor, _sighting(r)) for r in rows]
+        return rows
+    return result.all()
 
 
 def for_actor(actor: Actor, item: dict[str, Any]) -> dict[str, Any]:
@@ -204,14 +222,16 @@ def with_person_names(ctx: Ctx, items: list[dict[str, Any]]) -> list[dict[str, A
     return items
 
 
-def trajectory_query(ctx: Ctx, f: EventFilter, limit: int = 2000) -> Any:
-    """The statement behind :func:`trajectory` with the filter's values bound in
-    (bench/trajectory.py EXPLAINs it, tests/test_event_indexes.py checks its index).
+def trajectory_query(ctx: Ctx, f: EventFilter, limit: int = 2000, *, lean: bool = True) -> Any:
+    """The statement behind :func:`trajectory` (or, not ``lean``, :func:`trajectory_events`)
+    with the filter's values bound in (bench/trajectory.py EXPLAINs it,
+    tests/test_event_indexes.py checks its index).
 
     It reads through the subject's own index (person, vehicle or subject + time); the time
-    range prunes the monthly partitions on PostgreSQL (decision 0003).
+    range prunes the monthly partitions on PostgreSQL (decision 0003). The lean statement
+    reads only columns that index carries, so PostgreSQL answers it from the index alone.
     """
-    stmt = _trajectory_statement(_dialect(ctx), ctx.actor, _trajectory_shape(f))
+    stmt = _trajectory_statement(_dialect(ctx), ctx.actor, _trajectory_shape(f), lean)
     return stmt.params(_trajectory_params(f, limit))
 
 
@@ -310,8 +330,26 @@ def _trajectory_params(f: EventFilter, limit: int) -> dict[str, Any]:
     return params
 
 
+# What a lean sighting reads, in the order ``_lean_sighting`` unpacks it: besides the names
+# of community and device (joined from their small tables), only columns that each subject
+# index carries as key or INCLUDE (models.py, migration 0012). A column added here must be
+# added to those indexes too, or PostgreSQL goes back to the heap for every sighting.
+_LEAN_COLUMNS = (
+    StoredEvent.id,
+    StoredEvent.kind,
+    StoredEvent.at,  # read as naive UTC (third)
+    StoredEvent.community_id,
+    OrgUnit.name,
+    Device.code,
+    Device.name,
+    StoredEvent.subject_type,
+    StoredEvent.subject_value,
+    StoredEvent.direction,
+)
+
+
 @functools.lru_cache(maxsize=512)
-def _trajectory_statement(dialect: str, actor: Actor, shape: _Shape) -> Any:
+def _trajectory_statement(dialect: str, actor: Actor, shape: _Shape, lean: bool) -> Any:
     """The trajectory statement for one caller and filter shape, built once.
 
     The same conditions as :func:`_query` (and the same scope filter, through
@@ -321,15 +359,24 @@ def _trajectory_statement(dialect: str, actor: Actor, shape: _Shape) -> Any:
     runs in transactions that commit), and PostgreSQL then reuses a generic plan instead of
     planning each call; run-time pruning still keeps it to the window's partitions. Cached
     per actor, not per ``org_path``, so that the scope filter may come to depend on more of
-    the caller without this cache going stale.
+    the caller without this cache going stale. ``lean`` reads only what a sighting shows
+    (``_LEAN_COLUMNS``, all in the subject indexes), otherwise every column of an event.
     """
-    # _COLUMNS, with ``at`` and ``received_at`` (the fourth and fifth) read as naive UTC.
-    columns = (
-        *_COLUMNS[:3],
-        _naive_utc(StoredEvent.at, dialect).label("at"),
-        _naive_utc(StoredEvent.received_at, dialect).label("received_at"),
-        *_COLUMNS[5:],
-    )
+    columns: tuple[Any, ...]
+    if lean:
+        columns = (
+            *_LEAN_COLUMNS[:2],
+            _naive_utc(StoredEvent.at, dialect).label("at"),
+            *_LEAN_COLUMNS[3:],
+        )
+    else:
+        # _COLUMNS, with ``at`` and ``received_at`` (the fourth and fifth) read as naive UTC.
+        columns = (
+            *_COLUMNS[:3],
+            _naive_utc(StoredEvent.at, dialect).label("at"),
+            _naive_utc(StoredEvent.received_at, dialect).label("received_at"),
+            *_COLUMNS[5:],
+        )
     stmt: Any = restrict(
         select(*columns)
         .join(Device, Device.id == StoredEvent.device_id)
@@ -363,8 +410,35 @@ def _trajectory_statement(dialect: str, actor: Actor, shape: _Shape) -> Any:
     return stmt.order_by(StoredEvent.at, StoredEvent.id).limit(bindparam("limit", type_=Integer()))
 
 
+def _lean_sighting(r: Sequence[Any]) -> dict[str, Any]:
+    """A trajectory's sighting from a lean statement's row (naive UTC time, as below)."""
+    (
+        ident,
+        kind,
+        at,
+        community_id,
+        community,
+        device_code,
+        device_name,
+        subject_type,
+        subject_value,
+        direction,
+    ) = r
+    return {
+        "id": ident,
+        "kind": kind,
+        "at": at.isoformat() + "+00:00",
+        "community_id": community_id,
+        "community": community,
+        "device": device_code,
+        "device_name": device_name,
+        "subject": {"type": subject_type, "value": subject_value} if subject_type else None,
+        "direction": direction,
+    }
+
+
 def _sighting(r: Sequence[Any]) -> dict[str, Any]:
-    """A sighting in the shape of :func:`_from_row` from a trajectory statement's row, whose
+    """An event in the shape of :func:`_from_row` from a trajectory statement's row, whose
     timestamps are naive UTC (the same ISO text an aware UTC time gives, at less cost)."""
     (
         ident,
