@@ -321,6 +321,9 @@ def test_strangers_are_listed_merged_split_and_linked(
     assert page.status_code == 200
     assert page.text.count('name="event_ids"') == 3
     assert f'href="/events/{first[0]}/face"' in page.text
+    # Each sighting says how it was matched: the first started the cluster, the later ones
+    # joined it at their distance.
+    assert page.text.count("首次出现") == 1 and page.text.count("距离") == 2
     # Merging by a code that is not there: the error sits at the field.
     wrong = client.post(
         f"/faces/strangers/{ids[code_a]}/merge", data={"csrf_token": csrf, "code": "S-NOPE"}

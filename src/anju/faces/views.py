@@ -128,7 +128,7 @@ def stranger_id_by_code(ctx: Ctx, code: str) -> int:
 def sightings(ctx: Ctx, code: str) -> list[dict[str, Any]]:
     """A stranger's sightings: the events whose subject is its face code, oldest first."""
     f = event_service.EventFilter(subject_type=SubjectType.FACE.value, subject_value=code)
-    return event_service.trajectory(ctx, f)
+    return event_service.trajectory_events(ctx, f)
 
 
 def event_of(ctx: Ctx, event_id: int) -> dict[str, Any]:
