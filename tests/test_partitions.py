@@ -74,6 +74,13 @@ def test_this_month_and_the_next_ones_are_created_once(ctx):
     _insert(ctx, "july", dt.datetime(2031, 7, 1, 0, 0, tzinfo=dt.UTC))  # bounds are UTC months
     assert _where(ctx, "june") == "events_2031_06"
     assert _where(ctx, "july") == "events_2031_07"
+    # New months are vacuumed soon after inserts, so trajectories read their index alone.
+    options = (
+        _conn(ctx)
+        .execute(text("SELECT reloptions FROM pg_class WHERE relname = 'events_2031_06'"))
+        .scalar_one()
+    )
+    assert f"autovacuum_vacuum_insert_scale_factor={partitions.INSERT_VACUUM_SCALE}" in options
 
 
 def test_an_event_of_a_month_without_partition_lands_in_default_and_is_moved(ctx):

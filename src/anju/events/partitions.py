@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 PARENT = "events"
 DEFAULT = "events_default"
 _MONTHLY = re.compile(r"^events_(\d{4})_(\d{2})$")
+# A month's table is vacuumed after inserts of 1 % of its rows (PostgreSQL's default: 20 %),
+# so the visibility map soon covers new rows and trajectories stay index-only scans on the
+# current month too (decision 0003; migration 0012).
+INSERT_VACUUM_SCALE = 0.01
 
 
 def is_partition(table: str) -> bool:
@@ -106,7 +110,12 @@ def _create_month(conn: Connection, month: dt.date) -> str:
     name = partition_name(month)
     lower, upper = bound(month), bound(next_month(month))
     conn.execute(text(f"LOCK TABLE {DEFAULT} IN ACCESS EXCLUSIVE MODE"))
-    conn.execute(text(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS)"))
+    conn.execute(
+        text(
+            f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS) "
+            f"WITH (autovacuum_vacuum_insert_scale_factor = {INSERT_VACUUM_SCALE})"
+        )
+    )
     moved = conn.execute(
         text(
             f"WITH moved AS (DELETE FROM {DEFAULT} WHERE at >= :lower AND at < :upper "
