@@ -336,3 +336,23 @@ def test_every_patrol_round_ends_within_the_models_grace_however_many_points() -
         rounds = [e for e in checkins if start <= e.at < start + dt.timedelta(hours=2)]
         assert sorted(e.device for e in rounds) == sorted(points)
         assert max(e.at for e in rounds) < start + dt.timedelta(minutes=60)
+
+
+def test_a_household_draws_water_for_each_of_its_people() -> None:
+    """Daily use per person is alike in a flat of one and a family of four (0.08-0.28 m³ a
+    day each), so the meter model's use per registered resident compares like with like."""
+    world = _metered_world(extra=1)
+    family = tuple(Resident(400 + n, 20 + 10 * n) for n in range(4))
+    homes = [*world.homes, Home(99, "DOOR-1", family, {DeviceKind.WATER_METER: "W-FAMILY"})]
+    devices = {**world.devices, "W-FAMILY": DeviceKind.WATER_METER}
+    life = Life(dataclasses.replace(world, homes=tuple(homes), devices=devices), 5)
+    days = list(life.days(dt.date(2026, 3, 2), dt.date(2026, 3, 16)))
+
+    def per_day(meter: str) -> float:
+        values = [e.body["value"] for d in days for e in d.events
+                  if e.device == meter and e.kind == "meter.water"]  # fmt: skip
+        return (values[-1] - values[0]) / (len(values) - 1)
+
+    single, four = per_day("W0-water_meter"), per_day("W-FAMILY")
+    assert 0.08 <= single <= 0.28 and 4 * 0.08 <= four <= 4 * 0.28
+    assert 2.5 <= four / single <= 6

@@ -29,7 +29,7 @@ from anju.sim.life import Day, Home, Life, Resident, SimEvent
 LANE_MINUTES = 10  # the fire model's default: a lane blocked this long is an alert
 PATROL_GRACE = dt.timedelta(minutes=60)  # the device-health model's default grace
 CROWD_CAPACITY = 200  # the crowd model's default capacity of an area
-NORMAL_WATER = 0.18  # m³ a household uses a day in the simulator (its mean daily use)
+NORMAL_WATER = 0.18  # m³ a person uses a day in the simulator (a household: times its people)
 METERED_HOMES = 10  # houses with water meters needed for the meter group-rental case
 # What the elderly model counts as a sign of life in the house (beside the person's access).
 HOUSE_SIGNS = frozenset({"sensor.door_magnet", "sensor.infrared", "lock.opened"})

@@ -472,8 +472,11 @@ class Life:
         events = sorted(b.events, key=lambda e: (e.at, e.device, e.body["id"]))
         return Day(date, events, frozenset(b.quiet))
 
-    def meter_reading(self, code: str, day: dt.date, quiet_person: int | None) -> float:
-        """A water meter's total (m³) at the start of ``day``: a seeded daily use since
+    def meter_reading(
+        self, code: str, day: dt.date, quiet_person: int | None, people: int = 1
+    ) -> float:
+        """A water meter's total (m³) at the start of ``day``: a seeded daily use per person
+        (0.08-0.28 m³, 180 l on average) for the ``people`` of the house since
         :data:`METER_EPOCH`, none on days its elderly owner stayed quiet."""
         base = 20 + _stable(self.seed, "meter", code).random() * 300
         cached = self._meters.get(code)
@@ -484,7 +487,7 @@ class Life:
         d = start
         while d < day:
             if quiet_person is None or not self.quiet(quiet_person, d):
-                total += 0.08 + _stable(self.seed, "use", code, d).random() * 0.2
+                total += people * (0.08 + _stable(self.seed, "use", code, d).random() * 0.2)
             d += dt.timedelta(days=1)
         if day >= METER_EPOCH:
             self._meters[code] = (day, total)
@@ -891,7 +894,7 @@ class _DayBuilder:
             if meter is None:
                 continue
             owner = home.people[0].person_id if home.elderly_alone and home.people else None
-            reading = self.life.meter_reading(meter, self.date, owner)
+            reading = self.life.meter_reading(meter, self.date, owner, max(1, len(home.people)))
             second = self.rng.uniform(1.5, 3.5) * 3600
             self.emit(meter, "meter.water", second, value=reading, data={"unit": "m3"})
 
