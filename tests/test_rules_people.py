@@ -55,6 +55,19 @@ def test_a_stranger_seen_again_and_again_without_passing_loiters() -> None:
     assert h.tick(last + 100 * S) == []  # judged once
 
 
+def test_laps_delivered_with_a_much_later_sighting_are_still_judged() -> None:
+    """One camera batch holds a stranger's six laps and a sighting of the same face two
+    hours later, all before the next tick: the laps are judged, not dropped."""
+    h = Harness(StrangerLoitering(), gate_facts())
+    t = local(3, 14)
+    laps = [t + i * 5 * 60 * S for i in range(6)] + [t + 120 * 60 * S]
+    for at in laps:
+        h.event(ev("capture.face", at, device=1, subject_type="face", subject_value="S-1"))
+    [alert] = h.tick(laps[5] + 60 * S)
+    assert alert.subject_value == "S-1" and alert.detail["sightings"] == 6
+    assert h.tick(laps[6] + 60 * S) == []  # the later sighting alone is no loitering
+
+
 def test_a_courier_who_passes_the_gate_each_time_does_not_loiter() -> None:
     h = Harness(StrangerLoitering(), gate_facts())
     t = local(3, 12)

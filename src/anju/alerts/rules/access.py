@@ -102,7 +102,11 @@ class StrangerLoitering(AlertModel):
         if not key[1] or not unregistered(event, ctx):
             return []
         since = event.at - window
-        sightings = [(t, d) for t, d in seen.get(key, []) if t > since] + [(event.at, door)]
+        # Sightings not judged yet stay, however much later this one is: a device's batch
+        # may bring a loiterer's laps and a sighting hours after them before the next tick.
+        judged = ctx.state.get("judged", {}).get(key, NEVER)
+        sightings = [(t, d) for t, d in seen.get(key, []) if t > since or t > judged]
+        sightings.append((event.at, door))
         sightings.sort(key=lambda s: s[0])
         seen[key] = sightings
         latest: dict[tuple[str, str], Seen] = ctx.state.setdefault("latest", {})
