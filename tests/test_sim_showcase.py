@@ -179,7 +179,7 @@ def test_every_models_alert_goes_through_the_loop_on_a_phone(
             page.fill("input[name=username]", username)
             page.fill("input[name=password]", PASSWORD)
             page.click("button.primary")
-            page.wait_for_url(f"{base}/")
+            page.wait_for_url(f"{base}/", timeout=90_000)  # three browsers on a busy machine
             return page
 
         def phone() -> Any:
