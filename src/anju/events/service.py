@@ -440,47 +440,7 @@ def _lean_sighting(r: Sequence[Any]) -> dict[str, Any]:
 def _sighting(r: Sequence[Any]) -> dict[str, Any]:
     """An event in the shape of :func:`_from_row` from a trajectory statement's row, whose
     timestamps are naive UTC (the same ISO text an aware UTC time gives, at less cost)."""
-    (
-        ident,
-        key,
-        kind,
-        at,
-        received_at,
-        community_id,
-        community,
-        device_code,
-        device_name,
-        subject_type,
-        subject_value,
-        direction,
-        value,
-        data,
-        image,
-        history,
-        person_id,
-        vehicle_id,
-        house_id,
-    ) = r
-    return {
-        "id": ident,
-        "event_id": key,
-        "kind": kind,
-        "at": at.isoformat() + "+00:00",
-        "received_at": received_at.isoformat() + "+00:00",
-        "community_id": community_id,
-        "community": community,
-        "device": device_code,
-        "device_name": device_name,
-        "subject": {"type": subject_type, "value": subject_value} if subject_type else None,
-        "direction": direction,
-        "value": value,
-        "data": data,
-        "image": image,
-        "history": history,
-        "person_id": person_id,
-        "vehicle_id": vehicle_id,
-        "house_id": house_id,
-    }
+    return _from_row(r, utc_suffix="+00:00")
 
 
 def to_dict(e: StoredEvent, device_code: str, device_name: str, community: str) -> dict[str, Any]:
@@ -510,8 +470,9 @@ def to_dict(e: StoredEvent, device_code: str, device_name: str, community: str) 
     )
 
 
-def _from_row(r: Sequence[Any]) -> dict[str, Any]:
-    """An event's API shape from the values of ``_COLUMNS``, in that order."""
+def _from_row(r: Sequence[Any], utc_suffix: str = "") -> dict[str, Any]:
+    """An event's API shape from the values of ``_COLUMNS``, in that order; ``utc_suffix``
+    is added to the two times' text (for naive UTC times)."""
     (
         ident,
         key,
@@ -537,8 +498,8 @@ def _from_row(r: Sequence[Any]) -> dict[str, Any]:
         "id": ident,
         "event_id": key,
         "kind": kind,
-        "at": at.isoformat(),
-        "received_at": received_at.isoformat(),
+        "at": at.isoformat() + utc_suffix,
+        "received_at": received_at.isoformat() + utc_suffix,
         "community_id": community_id,
         "community": community,
         "device": device_code,
