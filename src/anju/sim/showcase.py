@@ -37,7 +37,7 @@ from anju.sim.anomalies import (
     _names,
     _Planter,
 )
-from anju.sim.life import Day, Home, Life
+from anju.sim.life import Day, Home, Life, Resident
 
 # Patrol rounds the device-health model judges by default (local times), and for how long
 # after a round's grace it still judges one.
@@ -74,6 +74,14 @@ class _Showcase(_Planter):
         return [
             h for h in self.world.homes
             if kind in h.devices and self.free(h.house_id) and self.free(h.devices[kind])
+        ]  # fmt: skip
+
+    def adults(self, youngest: int) -> list[Resident]:
+        """Residents of ``youngest`` to 59 whom gates know by face, left alone by the days'
+        scenario."""
+        return [
+            p for p in self.world.residents()
+            if p.employee_no and youngest <= p.age < 60 and self.free(p.person_id)
         ]  # fmt: skip
 
     def unit_doors(self) -> list[str]:
@@ -171,10 +179,7 @@ class _Showcase(_Planter):
         # Each tailgating alert is its own (keyed by the opening): a gate the days' scenario
         # uses will do when there is no other.
         gates = [g for g in gates if self.free(g.entry)] or gates
-        people = [
-            p for p in self.world.residents()
-            if p.employee_no and 18 <= p.age < 60 and self.free(p.person_id)
-        ]  # fmt: skip
+        people = self.adults(18)
         if not gates or not people:
             return
         rng = self.rng("tailgate")
@@ -277,10 +282,7 @@ class _Showcase(_Planter):
     def night_entries(self) -> None:
         """A resident coming in between 1:00 and 4:00 on each of the last three nights."""
         gates = [g for g in self.world.gates if g.entry]
-        people = [
-            p for p in self.world.residents()
-            if p.employee_no and 20 <= p.age < 60 and self.free(p.person_id)
-        ]  # fmt: skip
+        people = self.adults(20)
         if not gates or not people:
             return
         rng = self.rng("night")
