@@ -18,6 +18,7 @@ from anju.bootstrap import bootstrap, initialise
 from anju.cli import app
 from anju.devices.models import DeviceKind
 from anju.sim.anomalies import (
+    CLEAR,
     CROWD_CAPACITY,
     HOUSE_SIGNS,
     NORMAL_WATER,
@@ -318,6 +319,32 @@ def test_the_evaluation_plants_a_group_rental_seen_only_at_the_water_meter(
         assert case.start >= staged.start + WARMUP
         assert planted[homes[case.key].devices[DeviceKind.WATER_METER]] >= 5
         assert case.end - case.start >= dt.timedelta(days=4)
+
+
+def test_loiterers_keep_clear_of_the_gates_openings() -> None:
+    # A gate opening every 30 s all day: laps drawn at random would fall beside openings,
+    # where the tailgating model would count the stranger as coming in (its blind spot).
+    life = Life(_fitted_world(), 3)
+    midnight = dt.datetime.combine(dt.date(2026, 3, 2), dt.time(), life.tz)
+    busy = []
+    for n in range(24 * 120):
+        at = midnight + dt.timedelta(seconds=30 * n)
+        body = {"id": f"o{n}", "device": "GATE-IN", "kind": "access.card",
+                "at": at.isoformat(), "direction": "in"}  # fmt: skip
+        busy.append(SimEvent(at, "GATE-IN", body))
+    scenario = plant(life, [Day(midnight.date(), busy, frozenset())], 7)
+    [case] = [t for t in scenario.truths if t.model == "stranger_loitering"]
+    laps = [e.at for e in scenario.events if e.body["id"] in case.sightings]
+    assert len(laps) == 7
+    for lap in laps:
+        assert min(abs(lap - o.at) for o in busy) >= CLEAR
+
+
+def test_the_command_names_the_days_it_lived() -> None:
+    args = ["evaluate", "--days", "1", "--residents", "40", "--in-order", "--until", "2026-03-02"]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert "2026-03-02 to 2026-03-02" in out.output
 
 
 def test_every_patrol_round_ends_within_the_models_grace_however_many_points() -> None:

@@ -260,6 +260,28 @@ def test_people_a_few_seconds_apart_each_with_their_own_opening_are_fine() -> No
     assert alert.at == t + 408 * S and alert.detail == {"people": 2, "openings": 1}
 
 
+@pytest.mark.parametrize("stranger_first", [False, True])
+def test_a_visitor_refused_by_face_leaves_no_opening_for_a_tailgater(
+    stranger_first: bool,
+) -> None:
+    # As in an evaluation run: a visitor refused by face (the terminal's face and the
+    # camera's clustered as one stranger), and at the same moment a resident opening the
+    # gate with a stranger right behind them. The refusal is the visitor's, not theirs.
+    h = Harness(Tailgating(), gate_facts())
+    t = local(3, 10)
+    h.event(ev("access.denied", t, device=2, subject_type="face", subject_value="S-3",
+               direction="in", data={"reason": "face not matched"}))  # fmt: skip
+    h.event(ev("capture.face", t + (3 * S if stranger_first else 0 * S), device=1,
+               subject_type="face", subject_value="S-3", direction="in"))  # fmt: skip
+    h.event(ev("capture.face", t + S, device=1, subject_type="face", subject_value="T1",
+               person_id=11, direction="in"))  # fmt: skip
+    h.event(ev("access.face", t + 2 * S, device=2, person_id=11, direction="in"))
+    h.event(ev("capture.face", t + (S // 2 if stranger_first else 3 * S), device=1,
+               subject_type="face", subject_value="S-4", direction="in"))  # fmt: skip
+    [alert] = h.tick(t + 2 * 60 * S)
+    assert alert.at == t + 2 * S and alert.detail == {"people": 2, "openings": 1}
+
+
 def test_one_resident_captured_twice_is_one_face() -> None:
     h = Harness(Tailgating(), gate_facts())
     t = local(3, 9)

@@ -201,6 +201,7 @@ class Run:
     truths: list[Truth]
     raised: list[Raised]
     decoys: list[Truth]
+    lived: tuple[dt.date, dt.date]  # the first and last day lived
 
 
 @dataclass
@@ -215,10 +216,12 @@ class Staged:
     start: dt.datetime  # the first lived day's midnight (UTC)
 
 
-def stage(node: Any, *, days: int, seed: int, residents: int) -> Staged:
+def stage(
+    node: Any, *, days: int, seed: int, residents: int, until: dt.date | None = None
+) -> Staged:
     """Build the evaluation's community (with the counting cameras and a water meter in
-    every lived-in house), live the ``days`` ending yesterday, plant the anomalies and
-    enter the watchlist entries they need."""
+    every lived-in house), live the ``days`` ending with ``until`` (default: yesterday),
+    plant the anomalies and enter the watchlist entries they need."""
     with node.unit_of_work() as ctx:
         config = CommunityConfig(
             seed=seed, residents=residents, water_meter_share=WATER_METER_SHARE
@@ -228,9 +231,9 @@ def stage(node: Any, *, days: int, seed: int, residents: int) -> Staged:
     community_id = report.community_id
     world = prepare(node, report.community_code)
     life = Life(world, seed)
-    today = dt.datetime.now(life.tz).date()
-    first = today - dt.timedelta(days=days)
-    lived = list(life.days(first, today - dt.timedelta(days=1)))
+    last = until or dt.datetime.now(life.tz).date() - dt.timedelta(days=1)
+    first = last - dt.timedelta(days=days - 1)
+    lived = list(life.days(first, last))
     scenario = plant(life, lived, community_id)
     with node.unit_of_work() as ctx:
         for watch in scenario.watches:
@@ -253,10 +256,12 @@ def run(
     database_url: str | None = None,
     data_dir: Path | None = None,
     shuffled: bool = True,
+    until: dt.date | None = None,
 ) -> Run:
     """Build, live, plant, score (see the module docstring). ``shuffled``: each window's
     events go as per-device batches in a random order (as devices deliver), else as one
-    batch in time order."""
+    batch in time order. ``until``: the last day lived (default: yesterday) — the
+    scenario is drawn for the dates lived, so the same seed and ``until`` give the same run."""
     from anju.bootstrap import bootstrap, initialise
     from anju.config import Settings
 
@@ -266,7 +271,7 @@ def run(
     node = bootstrap(Settings(data_dir=folder, database_url=database_url, secret_key=key))
     try:
         initialise(node, admin_password=base64.b64encode(os.urandom(12)).decode())
-        staged = stage(node, days=days, seed=seed, residents=residents)
+        staged = stage(node, days=days, seed=seed, residents=residents, until=until)
         community_id, lived, scenario = staged.community_id, staged.lived, staged.scenario
         events = merged(lived, scenario)
         start = staged.start
@@ -302,6 +307,7 @@ def run(
             truths,
             raised,
             decoys,
+            (lived[0].date, lived[-1].date),
         )
     finally:
         node.dispose()
@@ -404,7 +410,9 @@ def _delay(seconds: float | None) -> str:
 
 def table(result: Run, days: int, seed: int) -> Table:
     """The scores as a rich table ("look-alikes": alerts on them / planted)."""
-    out = Table(title=f"alert models · {days} days · seed {seed} · {result.events} events")
+    first, last = result.lived
+    title = f"alert models · {days} days ({first} to {last}) · seed {seed} · {result.events} events"
+    out = Table(title=title)
     columns = ("model", "truths", "alerts", "precision", "recall", "median delay", "look-alikes",
                "target")  # fmt: skip
     for column in columns:
@@ -438,11 +446,19 @@ def evaluate_command(
             "batches in a random order.",
         ),
     ] = False,
+    until: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="The last day lived (default: yesterday). The scenario follows the dates "
+            "lived: give it to repeat a run.",
+        ),
+    ] = None,
 ) -> None:
     """Measure the alert models on a simulated community with planted anomalies."""
     logging.basicConfig(level=logging.WARNING)
     result = run(days=days, seed=seed, residents=residents, database_url=database_url,
-                 shuffled=not in_order)  # fmt: skip
+                 shuffled=not in_order, until=until.date() if until else None)  # fmt: skip
     if json_output:
         print(json.dumps({m: s.as_dict() for m, s in result.scores.items()}, ensure_ascii=False))
         return

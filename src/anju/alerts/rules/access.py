@@ -197,7 +197,8 @@ class Tailgating(AlertModel):
     opening. A face is the person recognised in it, else its subject (a stranger's cluster,
     a track id); the same face again within the window counts once. A refusal at the door
     accounts for one face too (a visitor's expired pass: captured, refused, turned away),
-    and a face refused by face did not pass at all. Openings going out may take a face the
+    and a face refused by face did not pass at all — that refusal was theirs and accounts
+    for no one else. Openings going out may take a face the
     camera caught without a direction; neither they nor refusals are ever named. Captures
     marked going out are not counted. A device's own head count above one alerts at once.
 
@@ -253,13 +254,20 @@ class Tailgating(AlertModel):
         last = bisect.bisect_right(door.faces, until, key=_time)
         for at, (face, direction, person) in door.faces[first:last]:
             if face in _near(door.denied, at, w):
+                # Turned away: the refusal was theirs, no one else's to pass on.
+                for _t, refusal in _around(door.refusals, at, w):
+                    if _face(refusal) == face and refusal.id not in door.used:
+                        door.used[refusal.id] = at
+                        break
                 continue
             before = door.last_seen.get(face)
             door.last_seen[face] = at
             if before is not None and at - before <= w:
                 continue  # the same face again
             entries = _around(door.entries, at, w)
-            pool = entries + _around(door.refusals, at, w)
+            pool = entries + [
+                r for r in _around(door.refusals, at, w) if not _claimed(door, r[1], face, w)
+            ]
             if direction is None:
                 pool += _around(door.exits, at, w)
             free = [(t, o) for t, o in pool if o.id not in door.used]
@@ -310,6 +318,17 @@ class _Door:
     used: dict[int, dt.datetime] = field(default_factory=dict)  # openings taken (id -> time)
     last_seen: dict[str, dt.datetime] = field(default_factory=dict)  # face -> when
     judged_to: dt.datetime = NEVER
+
+
+def _claimed(door: _Door, refusal: Seen, face: str, w: dt.timedelta) -> bool:
+    """Whether ``refusal`` turned away a face other than ``face`` that the camera caught
+    beside it: that refusal accounts for that face only."""
+    refused = _face(refusal)
+    return (
+        refused is not None
+        and refused != face
+        and any(f == refused for f, _d, _p in _near(door.faces, refusal.at, w))
+    )
 
 
 def _time(item: tuple[dt.datetime, Any]) -> dt.datetime:
