@@ -98,6 +98,7 @@ def bootstrap(settings: Settings, *, create_key: bool = False) -> Node:
         engine=engine,
         sessions=audit.install(make_session_factory(engine)),  # changes are audited
         cipher=FieldCipher(key),
+        rules=NodeRules(local=settings.rules == "node"),
     )
 
 

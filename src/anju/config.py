@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         pattern=r"^[\w.\-]+$",
         description="Shared-subscription group: consumers in one group split the messages.",
     )
+    rules: Literal["node", "worker"] = Field(
+        default="node",
+        description="Where the alert models run: 'node' in every process that stores events "
+        "(the embedded default); 'worker' only in 'anju worker rules' processes, which follow "
+        "the event store, so ingest processes do not run them.",
+    )
     image_retention_days: int = Field(
         default=90,
         ge=1,

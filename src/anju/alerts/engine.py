@@ -312,11 +312,16 @@ class NodeRules:
     event handed over before its tick. :meth:`drain` waits for what was handed over (tests,
     ``anju evaluate``); :meth:`close` (``Node.dispose``) finishes the queue and stops the
     thread, after which work runs on the caller's thread.
+
+    Not ``local`` (``ANJU_RULES=worker``): this process stores events but hands nothing to
+    the models and ticks none — ``anju worker rules`` follows the event store and runs them
+    (:mod:`anju.alerts.worker`).
     """
 
-    def __init__(self, sink: Sink = service_sink, ttl: float = 60.0) -> None:
+    def __init__(self, sink: Sink = service_sink, ttl: float = 60.0, *, local: bool = True) -> None:
         self.sink = sink
         self.ttl = ttl
+        self.local = local
         self.engine: Engine | None = None
         self.configs: ConfigCache | None = None
         self.facts: SqlFacts | None = None
@@ -346,7 +351,7 @@ class NodeRules:
         """After an event transaction committed: queue its events for the models (their
         drafts go to the sink on the rules thread). Never raises: the events are stored
         whatever happens here."""
-        if not stored:
+        if not stored or not self.local:
             return
         try:
             self._submit(_Job(node, events=[seen(i, row) for i, row in stored]))
@@ -356,6 +361,8 @@ class NodeRules:
     def tick(self, node: Any, now: dt.datetime) -> list[AlertDraft]:
         """The minute's tick for every community, after the events handed over before it;
         returns its drafts (stored by then). Never raises."""
+        if not self.local:
+            return []
         job = _Job(node, tick_at=now)
         self._submit(job)
         job.done.wait()
@@ -529,19 +536,24 @@ class NodeRules:
             return self.engine
         with self._build:
             if self.engine is None:
-                self.facts = SqlFacts(node.sessions, ttl=self.ttl)
-                self.configs = ConfigCache(node.sessions, ttl=self.ttl)
-                engine = Engine(
-                    facts=self.facts,
-                    history=SqlHistory(node.sessions),
-                    configs=self.configs,
-                    tz=node.settings.timezone,
-                )
+                engine = self.build(node)
                 started = utcnow()
                 rebuild(engine, node.sessions, started)
                 self._caught_up = started
                 self.engine = engine
         return self.engine
+
+    def build(self, node: Any) -> Engine:
+        """A new engine over the node's database, its facts and configuration cached here
+        (:meth:`reload` forgets them); its state is empty."""
+        self.facts = SqlFacts(node.sessions, ttl=self.ttl)
+        self.configs = ConfigCache(node.sessions, ttl=self.ttl)
+        return Engine(
+            facts=self.facts,
+            history=SqlHistory(node.sessions),
+            configs=self.configs,
+            tz=node.settings.timezone,
+        )
 
     def reload(self) -> None:
         """Forget cached configuration and facts (after an edit in this process)."""
@@ -551,8 +563,9 @@ class NodeRules:
             self.facts.invalidate()
 
 
-def rebuild(engine: Engine, sessions: Any, now: dt.datetime) -> int:
-    """Replay the stored events the models' state is made of (see the module docstring)."""
+def rebuild(engine: Engine, sessions: Any, now: dt.datetime, upto: int | None = None) -> int:
+    """Replay the stored events the models' state is made of (see the module docstring);
+    with ``upto``, only those with ids up to it (a rules worker follows the rest)."""
     windows = [(m.kinds, m.replay) for m in engine.models.values() if m.replay is not None]
     if not windows:
         return 0
@@ -564,7 +577,10 @@ def rebuild(engine: Engine, sessions: Any, now: dt.datetime) -> int:
     )
     started = time.monotonic()
     with sessions() as session:
-        newest = stored_seen(session, and_(where, StoredEvent.at <= now), REPLAY_LIMIT, newest=True)
+        bound = and_(where, StoredEvent.at <= now)
+        if upto is not None:
+            bound = and_(bound, StoredEvent.id <= upto)
+        newest = stored_seen(session, bound, REPLAY_LIMIT, newest=True)
     fed = engine.replay(newest, now)
     log.info(
         "rules engine state rebuilt from %d stored event(s) in %.2f s",

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -479,15 +479,22 @@ class SqlHistory:
 
 
 def stored_seen(
-    session: Session, where: ColumnElement[bool], limit: int, *, newest: bool = False
+    session: Session,
+    where: ColumnElement[bool],
+    limit: int,
+    *,
+    newest: bool = False,
+    by_id: bool = False,
 ) -> list[Seen]:
     """Stored events as :class:`Seen`, oldest first: the oldest ``limit`` of them, or the
-    newest with ``newest``."""
-    order = (
-        (StoredEvent.at.desc(), StoredEvent.id.desc())
-        if newest
-        else (StoredEvent.at, StoredEvent.id)
-    )
+    newest with ``newest``; with ``by_id`` the first ``limit`` in the order they were
+    stored (a rules worker following the store)."""
+    if by_id:
+        order: tuple[Any, ...] = (StoredEvent.id,)
+    elif newest:
+        order = (StoredEvent.at.desc(), StoredEvent.id.desc())
+    else:
+        order = (StoredEvent.at, StoredEvent.id)
     rows = list(
         session.execute(
             select(StoredEvent, Device.code, Device.kind, Device.house_id.label("device_house"))

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -146,4 +147,16 @@ class NotifyPref(Base):
     sms: Mapped[bool] = mapped_column(Boolean, default=False)
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     phone_masked: Mapped[str | None] = mapped_column(String(20), default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RulesCursor(Base):
+    """How far an ``anju worker rules`` process (one per shard) has followed the event store:
+    every event up to ``last_id`` went through its models (or was given up as never
+    committed), so a restarted worker goes on from there."""
+
+    __tablename__ = "rules_cursors"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

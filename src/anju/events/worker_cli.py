@@ -1,5 +1,8 @@
 """``anju worker``: background consumers that run apart from the web server.
 
+``anju worker rules`` runs the alert models over what the other processes store (with
+``ANJU_RULES=worker`` they do not run them; see :mod:`anju.alerts.worker`).
+
 ``anju worker mqtt`` runs only the MQTT consumer. Start several (on one host or many): in
 one shared-subscription group (``ANJU_MQTT_GROUP``) the broker splits the messages
 between them. ``anju worker tick`` runs the device-health tick (offline/online events); more
@@ -18,7 +21,8 @@ import typer
 from rich.console import Console
 
 app = typer.Typer(
-    help="Run background consumers (MQTT ingest, device-health tick).", no_args_is_help=True
+    help="Run background consumers (MQTT ingest, alert models, device-health tick).",
+    no_args_is_help=True,
 )
 console = Console()
 log = logging.getLogger(__name__)
@@ -125,6 +129,61 @@ def tick_worker(
         console.print(f"health tick: every {every:g} s")
         done.wait()
         ticker.stop()
+    finally:
+        node.dispose()
+
+
+@app.command("rules")
+def rules_worker(
+    shard: Annotated[
+        str,
+        typer.Option(
+            help="K/N: take the communities whose id is K modulo N (run N workers, 0/N to N-1/N).",
+        ),
+    ] = "0/1",
+    every: Annotated[
+        float, typer.Option(min=0.01, max=10.0, help="Seconds between polls of the store.")
+    ] = 0.05,
+    tick_every: Annotated[
+        float, typer.Option(min=1.0, help="Seconds between ticks of the absence rules.")
+    ] = 60.0,
+) -> None:
+    """Run the alert models over what the other processes store (ANJU_RULES=worker there)."""
+    from anju.alerts.worker import RulesWorker, Shard
+    from anju.bootstrap import settle_heap
+    from anju.cli import configure_logging, err_console, settings_or_exit
+
+    try:
+        part = Shard.parse(shard)
+    except ValueError as e:
+        err_console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
+    settings = settings_or_exit()
+    configure_logging(settings.log_level)
+    node = _migrated_node(settings)
+    worker = RulesWorker(node, part)
+    done = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        worker.start()
+        settle_heap()
+        assert worker.follower is not None
+        console.print(
+            f"rules worker {part.name}: following the event store after id {worker.follower.cursor}"
+        )
+        thread = threading.Thread(
+            target=worker.run, args=(done, every, tick_every), name="anju-rules-worker"
+        )
+        thread.start()
+        while not done.wait(STATS_EVERY):
+            log.info("rules worker %s: %d event(s) through the models, cursor %d, failures %s",
+                     part.name, worker.seen, worker.follower.cursor, worker.failures)  # fmt: skip
+        thread.join()
     finally:
         node.dispose()
 

@@ -1,0 +1,230 @@
+"""``ANJU_RULES=worker`` and ``anju worker rules``: ingest stores without running the alert
+models; the worker follows the event store by id, from a cursor that survives restarts,
+over ids that commit late, split into shards by community (real database)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from anju.alerts.engine import NodeRules
+from anju.alerts.models import Alert, AlertEvidence, RulesCursor
+from anju.alerts.worker import Follower, RulesWorker, Shard
+from anju.bootstrap import bootstrap
+from anju.core.db import utcnow
+from anju.devices.models import Device
+from anju.events.api import deliver, sender_for
+from anju.events.model import Event, Kind
+from anju.events.models import StoredEvent
+from anju.registry import schemas
+from anju.registry import service as registry
+from tests import factories as f
+from tests.conftest import TEST_KEY, make_settings
+
+# --- the cursor -----------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_cursor_moves_over_ids_handled_in_a_row() -> None:
+    follower = Follower(10)
+    follower.handled([11, 12, 13])
+    assert follower.cursor == 13 and follower.high == 13 and follower.gap() is None
+
+
+def test_an_id_committed_late_holds_the_cursor_until_it_comes() -> None:
+    clock = Clock()
+    follower = Follower(10, grace=10.0, clock=clock)
+    follower.handled([11, 13, 14])  # 12's transaction has not committed yet
+    assert follower.cursor == 11 and follower.high == 14
+    assert follower.gap() == (11, 13)  # read again on the next poll
+    clock.now = 9.0
+    follower.handled([])
+    assert follower.cursor == 11
+    follower.handled([12])
+    assert follower.cursor == 14 and follower.gap() is None and follower.given_up == 0
+
+
+def test_an_id_that_never_comes_is_given_up_after_the_grace() -> None:
+    clock = Clock()
+    follower = Follower(10, grace=10.0, clock=clock)
+    follower.handled([11, 15])  # 12-14 drawn for a batch that was then stored another way
+    clock.now = 5.0
+    follower.handled([16])
+    assert follower.cursor == 11
+    clock.now = 10.5
+    follower.handled([])
+    assert follower.cursor == 16 and follower.given_up == 3 and follower.gap() is None
+
+
+def test_a_shard_is_named_and_checked() -> None:
+    assert Shard.parse("1/3") == Shard(1, 3) and Shard(1, 3).name == "rules-1of3"
+    assert Shard().name == "rules"
+    for bad in ("3/3", "x", "1/0", "-1/2"):
+        with pytest.raises(ValueError, match="shard"):
+            Shard.parse(bad)
+
+
+# --- against the database ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def site(app_node: Any) -> Iterator[dict[str, Any]]:
+    """Two communities with a smoke detector each; this node stores events with the models
+    elsewhere (``ANJU_RULES=worker``)."""
+    saved, app_node.rules = app_node.rules, NodeRules(local=False)
+    with app_node.unit_of_work() as ctx:
+        out: dict[str, Any] = {}
+        for prefix in ("RW", "RX"):
+            community = f.tree(ctx, prefix).community
+            registry.devices.create(
+                ctx,
+                schemas.DeviceCreate(community_id=community.id, code=f"{prefix}-SMOKE",
+                                     name="烟感", kind="smoke_detector"),
+            )  # fmt: skip
+            out[prefix] = community.id
+    yield out
+    app_node.rules = saved
+
+
+def smoke(node: Any, code: str, ident: str) -> int:
+    """A smoke alarm stored through the pipeline; its stored id."""
+    with node.unit_of_work() as ctx:
+        sender = sender_for(ctx.session.scalar(select(Device).where(Device.code == code)))
+    event = Event(device=code, kind=Kind.FIRE_SMOKE, at=utcnow(), id=ident, value=1)
+    processed = deliver(node, [event], sender)
+    assert processed.results[0].status == "accepted", processed.results
+    [(stored_id, _row)] = processed.stored
+    return stored_id
+
+
+def fire_alerts(node: Any, community: int) -> list[tuple[int, int]]:
+    """(alert id, count) of the community's fire alerts."""
+    with node.sessions() as session:
+        rows = session.execute(
+            select(Alert.id, Alert.count).where(
+                Alert.model == "fire", Alert.community_id == community
+            )
+        )
+        return [(r.id, r.count) for r in rows]
+
+
+def evidence_of(node: Any, event_id: int) -> bool:
+    with node.sessions() as session:
+        found = session.scalar(
+            select(Alert.model)
+            .join(AlertEvidence, AlertEvidence.alert_id == Alert.id)
+            .where(AlertEvidence.event_id == event_id)
+        )
+        return found == "fire"
+
+
+def test_settings_put_the_models_in_a_worker(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'anju.db'}")
+    assert bootstrap(settings).rules.local
+    elsewhere = bootstrap(settings.model_copy(update={"rules": "worker"}))
+    assert not elsewhere.rules.local
+    assert elsewhere.rules.tick(elsewhere, utcnow()) == []  # the worker ticks, not this one
+
+
+def test_ingest_raises_nothing_and_the_worker_alerts_on_what_was_stored(
+    app_node: Any, site: dict[str, Any]
+) -> None:
+    worker = RulesWorker(app_node)
+    worker.start()
+    event_id = smoke(app_node, "RW-SMOKE", "w1")
+    assert fire_alerts(app_node, site["RW"]) == []  # stored and answered, no models here
+    assert worker.poll() == 1
+    [(alert_id, count)] = fire_alerts(app_node, site["RW"])
+    assert count == 1
+    with app_node.sessions() as session:
+        evidence = session.scalars(
+            select(AlertEvidence.event_id).where(AlertEvidence.alert_id == alert_id)
+        )
+        assert list(evidence) == [event_id]
+        assert session.get(RulesCursor, "rules").last_id == event_id  # type: ignore[union-attr]
+    assert worker.poll() == 0  # nothing new: nothing read twice
+
+
+def test_a_restarted_worker_alerts_on_what_was_stored_while_it_was_down(
+    app_node: Any, site: dict[str, Any]
+) -> None:
+    first = RulesWorker(app_node)
+    first.start()
+    smoke(app_node, "RX-SMOKE", "d1")
+    first.poll()
+    [(alert_id, count)] = fire_alerts(app_node, site["RX"])
+    # The worker stops; a second alarm is stored meanwhile.
+    later = smoke(app_node, "RX-SMOKE", "d2")
+    second = RulesWorker(app_node)
+    second.start()
+    assert second.follower is not None and second.follower.cursor < later
+    assert second.poll() == 1
+    assert fire_alerts(app_node, site["RX"]) == [(alert_id, count + 1)]  # merged, not again
+
+
+def test_shards_split_the_communities_and_each_cursor_passes_the_others_events(
+    app_node: Any, site: dict[str, Any]
+) -> None:
+    rw, rx = site["RW"], site["RX"]
+    n = next(n for n in range(2, 10) if rw % n != rx % n)  # the two land in different shards
+    theirs = {c: RulesWorker(app_node, Shard(c % n, n)) for c in (rw, rx)}
+    for worker in theirs.values():
+        worker.start()
+    before = {c: fire_alerts(app_node, c) for c in (rw, rx)}
+    ids = [smoke(app_node, "RW-SMOKE", "s1"), smoke(app_node, "RX-SMOKE", "s2")]
+    theirs[rw].poll()
+    assert fire_alerts(app_node, rw) != before[rw]
+    assert fire_alerts(app_node, rx) == before[rx]  # not this shard's community
+    theirs[rx].poll()
+    assert fire_alerts(app_node, rx) != before[rx]
+    for worker in theirs.values():
+        assert worker.follower is not None and worker.follower.cursor == max(ids)
+
+
+def test_anju_worker_rules_follows_the_store_until_stopped(
+    app_node: Any, site: dict[str, Any]
+) -> None:
+    url = app_node.settings.resolved_database_url
+    env = {**os.environ, "ANJU_DATA_DIR": str(app_node.settings.data_dir),
+           "ANJU_DATABASE_URL": url, "ANJU_SECRET_KEY": TEST_KEY}  # fmt: skip
+    command = [sys.executable, "-m", "anju", "worker", "rules", "--every", "0.05"]
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None
+        assert "following the event store" in worker.stdout.readline()
+        event_id = smoke(app_node, "RW-SMOKE", "cli-1")
+        deadline = time.monotonic() + 30
+        while not evidence_of(app_node, event_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert evidence_of(app_node, event_id)  # in a fire alert of its community
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+    with app_node.sessions() as session:
+        assert session.get(RulesCursor, "rules").last_id >= event_id  # type: ignore[union-attr]
+        assert session.scalar(select(StoredEvent.id).where(StoredEvent.id > event_id)) is None
+
+
+def test_shard_refused_with_its_reason() -> None:
+    from typer.testing import CliRunner
+
+    from anju.cli import app
+
+    out = CliRunner().invoke(app, ["worker", "rules", "--shard", "2/2"])
+    assert out.exit_code == 2 and "0 <= K < N" in out.output
