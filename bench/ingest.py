@@ -17,6 +17,10 @@ Per database (SQLite in a temporary data folder, then PostgreSQL in a throwaway 
    ``deliver``, answer serialisation, then the alert models' thread catching up) to show
    where the time goes.
 
+``--rules worker`` measures the production shape instead: the server stores without running
+the alert models (``ANJU_RULES=worker``) and an ``anju worker rules`` process follows the
+store meanwhile; it also prints when that worker had put the last event through the models.
+
 Prints one line per measure, the HTTP/raw ratio against the targets (SQLite ≥ 0.5× raw and
 ≥ 30,000 events/s; PostgreSQL ≥ 0.5× COPY), and the process's peak RSS.
 """
@@ -28,8 +32,10 @@ import base64
 import datetime as dt
 import json
 import multiprocessing
+import os
 import random
 import resource
+import subprocess
 import sys
 import tempfile
 import threading
@@ -48,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.live_server import live_server
 
+from anju.alerts.models import RulesCursor
 from anju.auth import tokens
 from anju.bootstrap import Node, bootstrap, initialise, settle_heap
 from anju.config import Settings
@@ -340,17 +347,67 @@ def stages(
     return total
 
 
+def rules_worker(node: Node) -> subprocess.Popen[str]:
+    """``anju worker rules`` over the node's database, once it follows the store; the node
+    stops handing events to its own models (``ANJU_RULES=worker``)."""
+    node.rules.local = False
+    env = {
+        **os.environ,
+        "ANJU_DATA_DIR": str(node.settings.data_dir),
+        "ANJU_SECRET_KEY": KEY,
+        "ANJU_DATABASE_URL": node.settings.resolved_database_url,
+        "ANJU_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "anju", "worker", "rules"]
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    assert worker.stdout is not None
+    line = worker.stdout.readline()
+    if "following" not in line:
+        raise SystemExit(f"anju worker rules did not start: {line!r}")
+    return worker
+
+
+def caught_up(node: Node, deadline: float = 600.0) -> float:
+    """Seconds until the rules worker's cursor reaches the newest stored event."""
+    start = time.perf_counter()
+    with node.sessions() as session:
+        newest = session.scalar(select(func.max(StoredEvent.id))) or 0
+    while time.perf_counter() - start < deadline:
+        with node.sessions() as session:
+            row = session.get(RulesCursor, "rules")
+            if row is not None and row.last_id >= newest:
+                return time.perf_counter() - start
+        time.sleep(0.02)
+    raise SystemExit("the rules worker did not catch up")
+
+
 def run(node: Node, label: str, args: argparse.Namespace) -> None:
-    print(f"{label}:")
+    print(
+        f"{label}:"
+        + (" alert models in an anju worker rules process" if args.rules == "worker" else "")
+    )
     site = prepare(node, args.residents)
     batches = make_events(site, args.events, args.batch, "h", seed=1)
-    elapsed, accepted = http_ingest(node, site, batches, args.clients)
+    worker = rules_worker(node) if args.rules == "worker" else None
+    try:
+        elapsed, accepted = http_ingest(node, site, batches, args.clients)
+        lag = caught_up(node) if worker is not None else 0.0
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(60)
     http_rate = args.events / elapsed
     print(
         f"{label}: HTTP ingest {args.events} events in batches of {args.batch} from "
         f"{args.clients} clients: {elapsed:.2f} s = {http_rate:,.0f} events/s "
         f"(accepted {accepted}/{args.events})"
     )
+    if worker is not None:
+        print(
+            f"{label}: the rules worker had every event through the models {lag:.2f} s after "
+            f"the last answer ({args.events / (elapsed + lag):,.0f} events/s from the first "
+            "request)"
+        )
     if accepted != args.events:
         print(f"{label}: NOT ALL ACCEPTED")
     rows = raw_rows(site, make_events(site, args.events, args.batch, "r", seed=1))
@@ -434,6 +491,10 @@ def main() -> None:
     parser.add_argument("--stage-batches", type=int, default=10)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    parser.add_argument(
+        "--rules", choices=("node", "worker"), default="node",
+        help="where the alert models run: in the server (default) or an anju worker rules process",
+    )  # fmt: skip
     args = parser.parse_args()
     on_each_database(args, run)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
