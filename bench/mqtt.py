@@ -3,6 +3,7 @@
     .venv/bin/python bench/mqtt.py [--events 50000] [--per-message 100] [--mode batched|single|both]
                                    [--residents 300] [--window 800] [--broker mqtt://127.0.0.1:1883]
                                    [--only sqlite|postgresql] [--pg postgresql://…]
+                                   [--rules node|worker]
 
 Per database (SQLite in a temporary data folder, then PostgreSQL in a throwaway database) and
 per mode (``batched``: arrays of ``--per-message`` events per message; ``single``: one event
@@ -59,7 +60,7 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import Site, make_events, on_each_database, prepare
+from ingest import Site, caught_up, make_events, on_each_database, prepare, rules_worker
 
 from anju.bootstrap import Node, settle_heap
 from anju.events.adapters.mqtt import BrokerUrl, MqttIngest
@@ -228,11 +229,21 @@ def run_mode(
 
 
 def run(node: Node, label: str, args: argparse.Namespace) -> None:
-    print(f"{label}:")
+    elsewhere = args.rules == "worker"
+    print(f"{label}:" + (" alert models in an anju worker rules process" if elsewhere else ""))
     site = prepare(node, args.residents)
     modes = {"batched": [args.per_message], "single": [1], "both": [args.per_message, 1]}
-    for per_message in modes[args.mode]:
-        run_mode(node, site, label, per_message, args)
+    worker = rules_worker(node) if elsewhere else None
+    try:
+        for per_message in modes[args.mode]:
+            run_mode(node, site, label, per_message, args)
+            if worker is not None:
+                lag = caught_up(node)
+                print(f"{label}: the rules worker caught up {lag:.2f} s after the last event")
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(60)
 
 
 def main() -> None:
@@ -247,6 +258,11 @@ def main() -> None:
     parser.add_argument("--broker", default="mqtt://127.0.0.1:1883")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    parser.add_argument(
+        "--rules", choices=("node", "worker"), default="node",
+        help="where the alert models run: in the consumer's process (default) or an anju "
+        "worker rules process",
+    )  # fmt: skip
     args = parser.parse_args()
     on_each_database(args, run)
 
