@@ -80,7 +80,7 @@ class EventIn(BaseModel):
         try:
             return value.astimezone(dt.UTC)
         except OverflowError:  # e.g. 0001-01-01T00:00:00+08:00: before year 1 in UTC
-            raise ValueError("time is out of range") from None
+            raise ValueError("time is out of range (check the device clock)") from None
 
 
 _FIELDS = frozenset(EventIn.model_fields)
