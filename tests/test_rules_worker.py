@@ -18,11 +18,13 @@ from sqlalchemy import select
 
 from anju.alerts.engine import NodeRules
 from anju.alerts.models import Alert, AlertEvidence, RulesCursor
+from anju.alerts.notify import AlertRelay
 from anju.alerts.worker import Follower, RulesWorker, Shard
 from anju.bootstrap import bootstrap
 from anju.core.db import utcnow
 from anju.devices.models import Device
 from anju.events.api import deliver, sender_for
+from anju.events.feed import LiveFeed
 from anju.events.model import Event, Kind
 from anju.events.models import StoredEvent
 from anju.registry import schemas
@@ -228,3 +230,55 @@ def test_shard_refused_with_its_reason() -> None:
 
     out = CliRunner().invoke(app, ["worker", "rules", "--shard", "2/2"])
     assert out.exit_code == 2 and "0 <= K < N" in out.output
+
+
+class Recorded(LiveFeed):
+    """The console's feed, keeping what was published on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[dict[str, Any]] = []
+
+    def publish(self, items: list[dict[str, Any]], keys: Any = ()) -> None:
+        super().publish(items, keys)
+        self.items += items
+
+
+def test_the_console_shows_alerts_a_worker_raised_once_and_its_own_once(
+    app_node: Any, site: dict[str, Any]
+) -> None:
+    with app_node.unit_of_work() as ctx:
+        for code, name in (("RW-SMOKE-2", "二号楼烟感"), ("RW-SMOKE-3", "三号楼烟感")):
+            registry.devices.create(
+                ctx,
+                schemas.DeviceCreate(community_id=site["RW"], code=code, name=name,
+                                     kind="smoke_detector"),
+            )  # fmt: skip
+    console, saved = Recorded(), app_node.alert_feed
+    app_node.alert_feed = console
+    elsewhere = bootstrap(app_node.settings)  # the worker's process: a feed of its own
+    try:
+        relay = AlertRelay(app_node)
+        relay.poll()  # from the newest alert on
+        worker = RulesWorker(elsewhere, Shard(0, 1), grace=0.0)
+        worker.start()
+        smoke(app_node, "RW-SMOKE-2", "relay-1")
+        worker.poll()
+        assert console.items == []  # raised in the worker's process
+        relay.poll()
+        relay.poll()  # one look later
+        [item] = console.items
+        assert item["model"] == "fire" and item["action"] == "raised"
+        assert item["community_id"] == site["RW"] and "二号楼烟感" in item["title"]
+        # An alert this process raised and announced itself is not announced again.
+        here = RulesWorker(app_node, Shard(0, 1))
+        here.start()
+        smoke(app_node, "RW-SMOKE-3", "relay-2")
+        here.poll()
+        relay.poll()
+        relay.poll()
+        titles = [i["title"] for i in console.items]
+        assert len(titles) == 2 and "三号楼烟感" in titles[1] and relay.relayed == 1
+    finally:
+        app_node.alert_feed = saved
+        elsewhere.dispose()

@@ -124,9 +124,13 @@ def _run_server(node: Any, on_listening: Callable[[str], None] | None = None) ->
     from anju.bootstrap import settle_heap
     from anju.web.app import create_app
 
+    from anju.alerts.notify import AlertRelay
+
     settings = node.settings
     ingest = _start_mqtt(node)
     ticker = _start_ticker(node)
+    relay = AlertRelay(node)  # alerts raised by workers onto this console's live list
+    relay.start()
     console.print(f"Anju console: [bold]http://{settings.host}:{settings.port}/[/bold]")
     try:
         web = create_app(node)
@@ -144,6 +148,7 @@ def _run_server(node: Any, on_listening: Callable[[str], None] | None = None) ->
             _when_listening(server, on_listening, _own_url(settings.host, settings.port))
         server.run()
     finally:
+        relay.stop()
         ticker.stop()
         if ingest is not None:
             ingest.stop()

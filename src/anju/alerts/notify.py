@@ -31,7 +31,7 @@ from email.message import EmailMessage
 from typing import Any, Protocol
 from urllib.parse import quote_plus, unquote, urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from anju.alerts import service
@@ -247,7 +247,7 @@ class ConsoleChannel:
         self.feed = feed
 
     def send(self, alert: Notice, recipients: Sequence[Recipient]) -> None:
-        self.feed.publish([alert.as_item()])
+        self.feed.publish([alert.as_item()], keys=[(alert.id, alert.action)])
 
 
 def webhook_body(alert: Notice, fmt: str) -> dict[str, Any]:
@@ -461,3 +461,64 @@ def _opened(cipher: FieldCipher, notice: Notice) -> Notice:
                 )
         people.append(replace(r, phone=phone, phone_sealed=None))
     return replace(notice, recipients=tuple(people))
+
+
+class AlertRelay:
+    """Alerts raised in other processes onto this process's console feed.
+
+    ``anju worker rules`` (and, with the models in the node, each ``anju worker mqtt``)
+    raises alerts in its own process; the console's live list and its sound are served
+    from the web server's. Every ``every`` seconds this reads the alerts created since the
+    last look and publishes, one look later, those this process has not published itself
+    (the wait lets a local alert's own announcement, just after its commit, go first).
+    Only new alerts: merges and steps are seen when the list is opened."""
+
+    def __init__(self, node: Any, every: float = 1.0) -> None:
+        self.node = node
+        self.every = every
+        self.last: int | None = None
+        self.relayed = 0
+        self._waiting: list[int] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll(self) -> int:
+        """One look; returns how many alerts it published."""
+        with self.node.sessions() as session:
+            if self.last is None:
+                self.last = session.scalar(select(func.coalesce(func.max(Alert.id), 0)))
+                return 0
+            due, self._waiting = (
+                self._waiting,
+                list(
+                    session.scalars(select(Alert.id).where(Alert.id > self.last).order_by(Alert.id))
+                ),
+            )
+            if self._waiting:
+                self.last = self._waiting[-1]
+            feed = self.node.alert_feed
+            notices = [
+                notice_of(session, alert, "raised")
+                for alert in session.scalars(select(Alert).where(Alert.id.in_(due)))
+                if not feed.published((alert.id, "raised"))
+            ] if due else []  # fmt: skip
+        if notices:
+            feed.publish([n.as_item() for n in notices], keys=[(n.id, n.action) for n in notices])
+            self.relayed += len(notices)
+        return len(notices)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="anju-alert-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.poll()
+            except Exception:  # the database went away a moment: look again next time
+                log.exception("alert relay: look failed")

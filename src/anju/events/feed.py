@@ -11,7 +11,8 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from anju.core.scope import communities_in_scope
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 200
+KEYS_KEPT = 10_000
 
 
 @dataclass(eq=False)
@@ -53,6 +55,7 @@ class LiveFeed:
     def __init__(self) -> None:
         self._subscribers: set[Subscriber] = set()
         self._lock = threading.Lock()
+        self._keys: OrderedDict[Hashable, None] = OrderedDict()  # published lately, bounded
 
     def subscribe(self, communities: frozenset[int] | None) -> Subscriber:
         sub = Subscriber(communities=communities, loop=asyncio.get_running_loop())
@@ -64,10 +67,15 @@ class LiveFeed:
         with self._lock:
             self._subscribers.discard(sub)
 
-    def publish(self, items: list[dict[str, Any]]) -> None:
-        """Hand committed events to every subscriber that may see them."""
+    def publish(self, items: list[dict[str, Any]], keys: Iterable[Hashable] = ()) -> None:
+        """Hand committed events to every subscriber that may see them; ``keys`` name the
+        items for :meth:`published` (the last :data:`KEYS_KEPT`)."""
         with self._lock:
             subscribers = list(self._subscribers)
+            for key in keys:
+                self._keys[key] = None
+            while len(self._keys) > KEYS_KEPT:
+                self._keys.popitem(last=False)
         for sub in subscribers:
             for item in items:
                 if sub.wants(int(item["community_id"])):
@@ -76,6 +84,11 @@ class LiveFeed:
                     except RuntimeError:  # the subscriber's loop has closed
                         self.unsubscribe(sub)
                         break
+
+    def published(self, key: Hashable) -> bool:
+        """Whether an item of that key went out here lately."""
+        with self._lock:
+            return key in self._keys
 
     @property
     def subscribers(self) -> int:
