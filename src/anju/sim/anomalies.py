@@ -32,10 +32,10 @@ PATROL_GRACE = dt.timedelta(minutes=60)  # the device-health model's default gra
 CROWD_CAPACITY = 200  # the crowd model's default capacity of an area
 NORMAL_WATER = 0.18  # m³ a person uses a day in the simulator (a household: times its people)
 METERED_HOMES = 10  # houses with water meters needed for the meter group-rental case
-# What the elderly model counts as a sign of life in the house (beside the person's access).
 # How far the loiterers' laps keep from a gate's openings (the tailgating model's window, 5 s,
 # with room for the devices' clocks).
 CLEAR = dt.timedelta(seconds=10)
+# What the elderly model counts as a sign of life in the house (beside the person's access).
 HOUSE_SIGNS = frozenset({"sensor.door_magnet", "sensor.infrared", "lock.opened"})
 
 
@@ -480,7 +480,7 @@ class _Planter:
             busy = self.openings(day, {gate.entry, gate.exit})
             at = self.at(day.date, rng.uniform(10, 20))
             times: list[dt.datetime] = []
-            for _draw in range(1000):  # a gate never quiet for 20 s would have to give
+            for _draw in range(1000):  # a gate busy all day long gives no case that day
                 t = at + dt.timedelta(minutes=rng.uniform(0, 45))
                 near = bisect.bisect_left(busy, t - CLEAR)
                 if near == len(busy) or busy[near] > t + CLEAR:
@@ -503,7 +503,7 @@ class _Planter:
         return sorted(
             e.at
             for e in (*day.events, *planted)
-            if e.device in devices and str(e.body["kind"]).startswith("access.")
+            if e.device in devices and e.kind.startswith("access.")
         )
 
     def suspicious(self) -> None:

@@ -198,9 +198,9 @@ class Tailgating(AlertModel):
     a track id); the same face again within the window counts once. A refusal at the door
     accounts for one face too (a visitor's expired pass: captured, refused, turned away),
     and a face refused by face did not pass at all — that refusal was theirs and accounts
-    for no one else. Openings going out may take a face the
-    camera caught without a direction; neither they nor refusals are ever named. Captures
-    marked going out are not counted. A device's own head count above one alerts at once.
+    for no one else. Openings going out may take a face the camera caught without a
+    direction; neither they nor refusals are ever named. Captures marked going out are not
+    counted. A device's own head count above one alerts at once.
 
     Judged on the tick, once a face's window and ``settle_seconds`` have passed by the
     tick's clock: the reader's and the camera's batches arrive separately, in either order,
