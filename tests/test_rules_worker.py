@@ -74,6 +74,20 @@ def test_an_id_that_never_comes_is_given_up_after_the_grace() -> None:
     assert follower.cursor == 16 and follower.given_up == 3 and follower.gap() is None
 
 
+def test_gaps_are_given_up_each_on_its_own_clock_so_the_cursor_never_falls_behind() -> None:
+    clock = Clock()
+    follower = Follower(10, grace=10.0, clock=clock)
+    follower.handled([11, 13])  # 12 missing, seen at 0
+    clock.now = 5.0
+    follower.handled([14, 16])  # 15 missing, seen at 5
+    clock.now = 10.1
+    follower.advance()
+    assert follower.cursor == 14  # 12 given up; 15 has waited only 5.1 s
+    clock.now = 15.1
+    follower.advance()
+    assert follower.cursor == 16 and follower.given_up == 2
+
+
 def test_a_shard_is_named_and_checked() -> None:
     assert Shard.parse("1/3") == Shard(1, 3) and Shard(1, 3).name == "rules-1of3"
     assert Shard().name == "rules"

@@ -14,10 +14,10 @@ the open alerts by fingerprint (their count rises), nothing is raised twice.
 
 **Ids that commit late.** On PostgreSQL ids are drawn before the transaction commits, so a
 batch with lower ids can become visible after one with higher ids. The cursor only moves
-over ids handled; a missing id holds it for ``grace`` seconds (a batch commits in
-milliseconds; ids drawn for a batch that then repeated stored events are never used), then
-it is given up. While held, each poll reads the ids between the cursor and the first id
-handled above it again.
+over ids handled; a missing id holds it until ``grace`` seconds after an id above it was
+handled (a batch commits in milliseconds; ids drawn for a batch that then repeated stored
+events are never used), then it is given up. While held, each poll reads the ids between
+the cursor and the first id handled above it again.
 
 **Shards.** ``--shard K/N`` takes the communities whose id is K modulo N; run N workers to
 spread the models over processes or hosts (a community's models keep their state in one
@@ -80,7 +80,7 @@ class Shard:
 
 class Follower:
     """The cursor over the event ids: every id up to :attr:`cursor` was handled or given
-    up; ids handled above it wait (a heap) for the ids below them."""
+    up; ids handled above it wait (a heap, with when each was handled) for the ids below."""
 
     def __init__(
         self, cursor: int, grace: float = GRACE, clock: Callable[[], float] = time.monotonic
@@ -90,40 +90,38 @@ class Follower:
         self.grace = grace
         self.clock = clock
         self.given_up = 0  # ids never seen within the grace
-        self._above: list[int] = []
-        self._held_since: float | None = None
+        self._above: list[tuple[int, float]] = []
 
     def gap(self) -> tuple[int, int] | None:
         """Ids to read again, exclusive bounds: between the cursor and the first id handled
         above it; None when the cursor is not held."""
-        return (self.cursor, self._above[0]) if self._above else None
+        return (self.cursor, self._above[0][0]) if self._above else None
 
     def handled(self, ids: Sequence[int]) -> None:
         """Ids gone through the models; moves the cursor as far as it can."""
+        now = self.clock()
         for i in ids:
             if i > self.cursor:
-                heapq.heappush(self._above, i)
+                heapq.heappush(self._above, (i, now))
                 self.high = max(self.high, i)
         self.advance()
 
     def advance(self) -> None:
-        """Move over handled ids; give up a gap held longer than the grace."""
+        """Move over handled ids. The ids missing below a handled one are given up once it
+        has been handled ``grace`` seconds ago: their transactions drew them earlier and
+        had that long to commit (each gap waits from when it was seen, never behind another)."""
         while self._above:
-            first = self._above[0]
+            first, when = self._above[0]
             if first <= self.cursor:  # read twice (a gap's re-read)
                 heapq.heappop(self._above)
             elif first == self.cursor + 1:
-                self.cursor = heapq.heappop(self._above)
-                self._held_since = None
-            elif self._held_since is None:
-                self._held_since = self.clock()
-                return
-            elif self.clock() - self._held_since >= self.grace:
+                heapq.heappop(self._above)
+                self.cursor = first
+            elif self.clock() - when >= self.grace:
                 self.given_up += first - self.cursor - 1
                 log.warning("rules worker: ids %d..%d never came; going on", self.cursor + 1,
                             first - 1)  # fmt: skip
                 self.cursor = first - 1
-                self._held_since = None
             else:
                 return
 
