@@ -4,6 +4,7 @@ over ids that commit late, split into shards by community (real database)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -16,9 +17,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from anju.alerts.engine import NodeRules
+from anju.alerts.config_views import model_failures
+from anju.alerts.engine import Engine, NodeRules
+from anju.alerts.model import AlertDraft, Seen
 from anju.alerts.models import Alert, AlertEvidence, RulesCursor
 from anju.alerts.notify import AlertRelay
+from anju.alerts.rules.base import AlertModel, RuleCtx
+from anju.alerts.rules.safety import Fire
 from anju.alerts.worker import Follower, RulesWorker, Shard
 from anju.bootstrap import bootstrap
 from anju.core.db import utcnow
@@ -296,3 +301,33 @@ def test_the_console_shows_alerts_a_worker_raised_once_and_its_own_once(
     finally:
         app_node.alert_feed = saved
         elsewhere.dispose()
+
+
+class Broken(AlertModel):
+    """A model with a bug."""
+
+    code = "broken"
+    name = "坏模型"
+    kinds = frozenset({"fire.smoke"})
+
+    def on_event(self, event: Seen, ctx: RuleCtx) -> list[AlertDraft]:
+        raise RuntimeError("bug in a model")
+
+    def on_tick(self, now: dt.datetime, ctx: RuleCtx) -> list[AlertDraft]:
+        return []
+
+
+def test_a_workers_failing_model_is_counted_where_admins_see_it(
+    app_node: Any, site: dict[str, Any]
+) -> None:
+    worker = RulesWorker(app_node, Shard(0, 1))
+    engine = worker.start()
+    worker.rules.engine = Engine(facts=engine.facts, history=engine.history,
+                                 configs=engine.configs, models=[Broken(), Fire()])  # fmt: skip
+    event_id = smoke(app_node, "RX-SMOKE", "broken-1")
+    assert worker.poll() == 1
+    assert evidence_of(app_node, event_id)  # the other model still ran
+    with app_node.sessions() as session:
+        row = session.get(RulesCursor, "rules")
+        assert row is not None and row.failures == {"broken": 1}
+        assert model_failures(app_node.ctx(session), app_node)["broken"] == 1

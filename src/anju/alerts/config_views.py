@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from sqlalchemy import select
 
 from anju.alerts import config as alert_config
 from anju.alerts import watchlist
+from anju.alerts.models import RulesCursor
 from anju.alerts.names import MODEL_NAMES
 from anju.alerts.rules import MODELS
 from anju.core.context import Ctx
@@ -60,6 +62,15 @@ def _unit(ctx: Ctx, unit_id: int | None) -> OrgUnit:
     return unit
 
 
+def model_failures(ctx: Ctx, node: Any) -> dict[str, int]:
+    """Each model's failures since start: this process's and those ``anju worker rules``
+    processes keep in ``rules_cursors``."""
+    total = Counter(node.rules.failures)
+    for counts in ctx.session.scalars(select(RulesCursor.failures)):
+        total.update({code: int(n) for code, n in (counts or {}).items()})
+    return dict(total)
+
+
 def _rows(ctx: Ctx, unit: OrgUnit, failures: dict[str, int]) -> list[ModelRow]:
     effective = alert_config.effective(ctx.session, unit.id)
     rows = []
@@ -90,7 +101,7 @@ def _page(
         status_code=status_code,
         unit=unit,
         units=units,
-        rows=_rows(ctx, unit, dict(node.rules.failures)),
+        rows=_rows(ctx, unit, model_failures(ctx, node)),
         errors=errors,
         drafts=drafts or {},
     )

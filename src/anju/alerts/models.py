@@ -153,10 +153,12 @@ class NotifyPref(Base):
 class RulesCursor(Base):
     """How far an ``anju worker rules`` process (one per shard) has followed the event store:
     every event up to ``last_id`` went through its models (or was given up as never
-    committed), so a restarted worker goes on from there."""
+    committed), so a restarted worker goes on from there; and how often each model failed
+    there since that worker started (the console shows them beside its own process's)."""
 
     __tablename__ = "rules_cursors"
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     last_id: Mapped[int] = mapped_column(BigInteger)
+    failures: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -136,6 +136,7 @@ class RulesWorker:
         self.follower: Follower | None = None
         self.grace = grace
         self.seen = 0  # events through the models since start
+        self._saved_failures: dict[str, int] = {}
 
     @property
     def failures(self) -> dict[str, int]:
@@ -181,7 +182,7 @@ class RulesWorker:
                 self.rules.sink(self.node, drafts, now)
             self.seen += len(events)
         follower.handled(ids)
-        if follower.cursor != before:
+        if follower.cursor != before or self.failures != self._saved_failures:
             self._save(follower.cursor)
         return len(events)
 
@@ -199,6 +200,8 @@ class RulesWorker:
         drafts = self.rules.engine.on_tick(now, communities)
         if drafts:
             self.rules.sink(self.node, drafts, now)
+        if self.failures != self._saved_failures and self.follower is not None:
+            self._save(self.follower.cursor)
         return len(drafts)
 
     def run(self, stop: threading.Event, every: float = 0.05, tick_every: float = 60.0) -> None:
@@ -243,9 +246,16 @@ class RulesWorker:
             events += stored_seen(session, StoredEvent.id.in_(wanted), ROUND, by_id=True)
 
     def _save(self, cursor: int) -> None:
+        """The cursor and the models' failures since start, for the next start and the
+        console."""
+        failures = {code: n for code, n in self.failures.items() if n}
         with self.node.unit_of_work() as ctx:
             row = ctx.session.get(RulesCursor, self.shard.name)
             if row is None:
-                ctx.session.add(RulesCursor(name=self.shard.name, last_id=cursor))
+                ctx.session.add(
+                    RulesCursor(name=self.shard.name, last_id=cursor, failures=failures)
+                )
             else:
                 row.last_id = cursor
+                row.failures = failures
+        self._saved_failures = self.failures

@@ -6,7 +6,8 @@ Create Date: 2026-11-21 18:00:00.000000
 
 With ``ANJU_RULES=worker`` the processes that store events do not run the alert models;
 ``anju worker rules`` follows the ``events`` table by id instead and keeps, per shard, the
-last id it has handled, so a restarted worker alerts on what was stored while it was down.
+last id it has handled, so a restarted worker alerts on what was stored while it was down,
+and its models' failure counts, which the console shows to admins.
 """
 
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ def upgrade() -> None:
         "rules_cursors",
         sa.Column("name", sa.String(40), primary_key=True),
         sa.Column("last_id", sa.BigInteger(), nullable=False),
+        sa.Column("failures", sa.JSON(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
     )
 
