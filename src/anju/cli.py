@@ -121,10 +121,9 @@ def _run_server(node: Any, on_listening: Callable[[str], None] | None = None) ->
     """Serve until stopped; ``on_listening(base_url)`` runs once the port accepts requests."""
     import uvicorn
 
+    from anju.alerts.notify import AlertRelay
     from anju.bootstrap import settle_heap
     from anju.web.app import create_app
-
-    from anju.alerts.notify import AlertRelay
 
     settings = node.settings
     ingest = _start_mqtt(node)
