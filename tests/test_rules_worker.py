@@ -1,6 +1,7 @@
 """``ANJU_RULES=worker`` and ``anju worker rules``: ingest stores without running the alert
 models; the worker follows the event store by id, from a cursor that survives restarts,
-over ids that commit late, split into shards by community (real database)."""
+over ids that commit late, split into shards by community; and what other processes raise
+and store reaching the web server's live alert list and event feed (real database)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from anju.events.api import deliver, sender_for
 from anju.events.feed import LiveFeed
 from anju.events.model import Event, Kind
 from anju.events.models import StoredEvent
+from anju.events.relay import EventRelay
 from anju.registry import schemas
 from anju.registry import service as registry
 from tests import factories as f
@@ -331,3 +333,40 @@ def test_a_workers_failing_model_is_counted_where_admins_see_it(
         row = session.get(RulesCursor, "rules")
         assert row is not None and row.failures == {"broken": 1}
         assert model_failures(app_node.ctx(session), app_node)["broken"] == 1
+
+
+class Listened(Recorded):
+    """The console's event feed, with a console listening."""
+
+    @property
+    def subscribers(self) -> int:
+        return 1
+
+
+def test_the_live_feed_shows_events_other_processes_stored_as_its_own_once(
+    app_node: Any, site: dict[str, Any]
+) -> None:
+    feed, saved = Listened(), app_node.feed
+    app_node.feed = feed
+    elsewhere = bootstrap(app_node.settings)  # an MQTT worker's process: a feed of its own
+    try:
+        relay = EventRelay(app_node)
+        relay.poll()  # from the newest event on
+        theirs = smoke(elsewhere, "RX-SMOKE", "feed-1")
+        relay.poll()
+        assert feed.items == []  # one look later
+        relay.poll()
+        [item] = feed.items
+        assert item["id"] == theirs and item["device"] == "RX-SMOKE"
+        # Shaped as this process shapes its own: the same event read back is the same item.
+        ours = smoke(app_node, "RX-SMOKE", "feed-2")
+        [local] = [i for i in feed.items if i["id"] == ours]
+        with app_node.sessions() as session:
+            [again] = relay._read(session, ours - 1)
+        assert again == local
+        relay.poll()
+        relay.poll()
+        assert [i["id"] for i in feed.items] == [theirs, ours] and relay.relayed == 1
+    finally:
+        app_node.feed = saved
+        elsewhere.dispose()

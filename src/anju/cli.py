@@ -123,6 +123,7 @@ def _run_server(node: Any, on_listening: Callable[[str], None] | None = None) ->
 
     from anju.alerts.notify import AlertRelay
     from anju.bootstrap import settle_heap
+    from anju.events.relay import EventRelay
     from anju.web.app import create_app
 
     settings = node.settings
@@ -130,6 +131,8 @@ def _run_server(node: Any, on_listening: Callable[[str], None] | None = None) ->
     ticker = _start_ticker(node)
     relay = AlertRelay(node)  # alerts raised by workers onto this console's live list
     relay.start()
+    events = EventRelay(node)  # and the events they store onto its live feed
+    events.start()
     console.print(f"Anju console: [bold]http://{settings.host}:{settings.port}/[/bold]")
     try:
         web = create_app(node)
@@ -147,6 +150,7 @@ def _run_server(node: Any, on_listening: Callable[[str], None] | None = None) ->
             _when_listening(server, on_listening, _own_url(settings.host, settings.port))
         server.run()
     finally:
+        events.stop()
         relay.stop()
         ticker.stop()
         if ingest is not None:

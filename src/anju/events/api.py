@@ -133,7 +133,7 @@ def deliver(
             if node.feed.subscribers
             else []
         )
-    node.feed.publish(published)
+    node.feed.publish(published, keys=[item["id"] for item in published])  # see relay.py
     node.rules.on_stored(node, processed.stored)  # queued for the alert models; never raises
     return processed
 
