@@ -159,10 +159,14 @@ def evidence_of(node: Any, event_id: int) -> bool:
 
 def test_settings_put_the_models_in_a_worker(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'anju.db'}")
-    assert bootstrap(settings).rules.local
+    here = bootstrap(settings)
     elsewhere = bootstrap(settings.model_copy(update={"rules": "worker"}))
-    assert not elsewhere.rules.local
-    assert elsewhere.rules.tick(elsewhere, utcnow()) == []  # the worker ticks, not this one
+    try:
+        assert here.rules.local and not elsewhere.rules.local
+        assert elsewhere.rules.tick(elsewhere, utcnow()) == []  # the worker ticks, not this
+    finally:
+        here.dispose()
+        elsewhere.dispose()
 
 
 def test_ingest_raises_nothing_and_the_worker_alerts_on_what_was_stored(
