@@ -41,6 +41,7 @@ from anju.alerts.names import MODEL_NAMES
 from anju.core import validation
 from anju.core.crypto import FieldCipher, mask
 from anju.core.errors import ValidationFailed
+from anju.core.periodic import Periodic
 from anju.org.models import OrgUnit
 
 log = logging.getLogger(__name__)
@@ -479,8 +480,7 @@ class AlertRelay:
         self.last: int | None = None
         self.relayed = 0
         self._waiting: list[int] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = Periodic("anju-alert-relay", every, self.poll)
 
     def poll(self) -> int:
         """One look; returns how many alerts it published."""
@@ -508,17 +508,7 @@ class AlertRelay:
         return len(notices)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="anju-alert-relay", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                self.poll()
-            except Exception:  # the database went away a moment: look again next time
-                log.exception("alert relay: look failed")
+        self._thread.stop()

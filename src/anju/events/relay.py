@@ -11,16 +11,13 @@ newest; a busier second shows its last ones), and nothing while no console liste
 
 from __future__ import annotations
 
-import logging
-import threading
 from typing import Any
 
 from sqlalchemy import func, select
 
+from anju.core.periodic import Periodic
 from anju.devices.models import Device
 from anju.events.models import StoredEvent
-
-log = logging.getLogger(__name__)
 
 LOOK = 500  # newest events relayed per look, at most
 QUIET = frozenset({"device.heartbeat"})  # not news (as deliver() leaves them out)
@@ -35,16 +32,18 @@ class EventRelay:
         self.last: int | None = None
         self.relayed = 0
         self._waiting: list[dict[str, Any]] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = Periodic("anju-event-relay", every, self.poll)
 
     def poll(self) -> int:
         """One look; returns how many events it published."""
         feed = self.node.feed
+        if not feed.subscribers:  # nobody to show: no look, and start afresh when one comes
+            self.last, self._waiting = None, []
+            return 0
         with self.node.sessions() as session:
             newest = session.scalar(select(func.coalesce(func.max(StoredEvent.id), 0)))
-            if self.last is None or not feed.subscribers:
-                self.last, self._waiting = newest, []
+            if self.last is None:
+                self.last = newest
                 return 0
             due, self._waiting = self._waiting, self._read(session, max(self.last, newest - LOOK))
             self.last = newest
@@ -82,17 +81,7 @@ class EventRelay:
         ]
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="anju-event-relay", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                self.poll()
-            except Exception:  # the database went away a moment: look again next time
-                log.exception("event relay: look failed")
+        self._thread.stop()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from anju.alerts import escalation
 from anju.core.db import utcnow
+from anju.core.periodic import Periodic
 from anju.core.scope import Actor
 from anju.devices import health
 from anju.devices.models import Device
@@ -148,22 +148,13 @@ class Ticker:
         self.node = node
         self.every = every
         self.clock = clock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="anju-health-tick", daemon=True)
+        self._thread = Periodic("anju-health-tick", every, self.run_once, at_once=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            self.run_once()
-            if self._stop.wait(self.every):
-                return
+        self._thread.stop(timeout)
 
     def run_once(self) -> TickReport | None:
         """One tick; None when it failed (logged)."""
