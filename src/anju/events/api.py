@@ -152,18 +152,11 @@ def _live_item(stored_id: int, row: Any) -> dict[str, Any]:
     # str() of these StrEnums is their value, without the enum's slow ``.value`` property
     e, device = row.event, row.device
     subject = e.subject
-    return {
-        "id": stored_id,
-        "kind": str(e.kind),
-        "at": e.at.isoformat(),
-        "community_id": device.community_id,
-        "device": device.code,
-        "device_name": device.name or device.code,
-        "subject": {"type": str(subject.type), "value": subject.value} if subject else None,
-        "direction": str(e.direction) if e.direction else None,
-        "person_id": row.enrichment.person_id,
-        "history": e.history,
-    }
+    return feed.live_item(
+        stored_id, str(e.kind), e.at.isoformat(), device.community_id, device.code,
+        device.name, str(subject.type) if subject else None, subject.value if subject else None,
+        str(e.direction) if e.direction else None, row.enrichment.person_id, e.history,
+    )  # fmt: skip
 
 
 def answer(processed: Processed) -> bytes:

@@ -49,6 +49,35 @@ class Subscriber:
         self.queue.put_nowait(item)
 
 
+def live_item(
+    ident: int,
+    kind: str,
+    at: str,
+    community_id: int,
+    device_code: str,
+    device_name: str | None,
+    subject_type: str | None,
+    subject_value: str | None,
+    direction: str | None,
+    person_id: int | None,
+    history: bool,
+) -> dict[str, Any]:
+    """An event as the live feed carries it (stored here or relayed from another process:
+    the two must not drift apart)."""
+    return {
+        "id": ident,
+        "kind": kind,
+        "at": at,
+        "community_id": community_id,
+        "device": device_code,
+        "device_name": device_name or device_code,
+        "subject": {"type": subject_type, "value": subject_value} if subject_type else None,
+        "direction": direction,
+        "person_id": person_id,
+        "history": history,
+    }
+
+
 class LiveFeed:
     """Fan-out of published events to subscribers, thread-safe."""
 

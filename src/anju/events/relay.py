@@ -17,10 +17,12 @@ from sqlalchemy import func, select
 
 from anju.core.periodic import Periodic
 from anju.devices.models import Device
+from anju.events.api import NOT_NEWS
+from anju.events.feed import live_item
 from anju.events.models import StoredEvent
 
 LOOK = 500  # newest events relayed per look, at most
-QUIET = frozenset({"device.heartbeat"})  # not news (as deliver() leaves them out)
+QUIET = sorted(str(kind) for kind in NOT_NEWS)  # as deliver() leaves them out
 
 
 class EventRelay:
@@ -63,22 +65,10 @@ class EventRelay:
             .order_by(e.id)
         )  # fmt: skip
         return [
-            {
-                "id": r.id,
-                "kind": r.kind,
-                "at": r.at.isoformat(),
-                "community_id": r.community_id,
-                "device": r.code,
-                "device_name": r.name or r.code,
-                "subject": {"type": r.subject_type, "value": r.subject_value}
-                if r.subject_type
-                else None,
-                "direction": r.direction,
-                "person_id": r.person_id,
-                "history": r.history,
-            }
+            live_item(r.id, r.kind, r.at.isoformat(), r.community_id, r.code, r.name,
+                      r.subject_type, r.subject_value, r.direction, r.person_id, r.history)
             for r in rows
-        ]
+        ]  # fmt: skip
 
     def start(self) -> None:
         self._thread.start()
