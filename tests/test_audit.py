@@ -591,3 +591,31 @@ def test_audit_page_is_for_admins_and_shows_changes(app_node):
         (row,) = _rows(ctx, entity="grids", entity_id=str(grid_id))
         assert row.actor_name == "admin" and row.actor_user_id is not None
         assert row.ip == "testclient" and row.community_id == community_id
+
+
+def test_a_new_factory_at_a_dropped_ones_address_is_audited_too() -> None:
+    """SQLAlchemy's ``event.contains`` answers by ``id()``: a factory made where a collected
+    one lived looked audited already, and ``install`` left it without its listeners."""
+    import gc
+
+    from sqlalchemy.orm import sessionmaker
+
+    from anju.audit.changes import install
+
+    engine = make_engine("sqlite://")
+    dropped: set[int] = set()
+    reused = None
+    for _ in range(10_000):
+        factory = install(sessionmaker(bind=engine))
+        if id(factory) in dropped:
+            reused = factory
+            break
+        dropped.add(id(factory))
+        del factory
+        gc.collect()
+    if reused is None:
+        pytest.skip("no address was reused")
+    with reused() as session:
+        session.add(AuditEntry())
+        with pytest.raises(RuntimeError, match=r"appended by anju\.audit\.service only"):
+            session.flush()

@@ -33,6 +33,7 @@ Every table must be classified: :data:`AUDITED_TABLES` or :data:`UNAUDITED_TABLE
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
 from sqlalchemy import LargeBinary, event, inspect, select
@@ -142,12 +143,21 @@ NOISE_BY_TABLE: dict[str, frozenset[str]] = {
 
 
 def install(factory: sessionmaker[Session]) -> sessionmaker[Session]:
-    """Log changes made through sessions of ``factory`` (idempotent); returns the factory."""
-    if not event.contains(factory, "after_flush", _after_flush):
+    """Log changes made through sessions of ``factory`` (idempotent); returns the factory.
+
+    Which factories have the listeners is kept here, not asked of ``event.contains``:
+    SQLAlchemy's registry answers by ``id()``, so a new factory that reuses a collected
+    one's address was taken as already audited and its changes went unlogged (seen when
+    a test built and dropped a second node before the next was made)."""
+    if factory not in _INSTALLED:
         event.listen(factory, "before_flush", _before_flush)
         event.listen(factory, "after_flush", _after_flush)
         event.listen(factory, "do_orm_execute", _bulk_statement)
+        _INSTALLED.add(factory)
     return factory
+
+
+_INSTALLED: weakref.WeakSet[sessionmaker[Session]] = weakref.WeakSet()
 
 
 # --- events ------------------------------------------------------------------------------
