@@ -56,7 +56,7 @@ from tests.live_server import live_server
 
 from anju.alerts.models import RulesCursor
 from anju.auth import tokens
-from anju.bootstrap import Node, bootstrap, initialise, settle_heap
+from anju.bootstrap import Node, bootstrap, initialise, settle_process
 from anju.config import Settings
 from anju.devices.models import Device, DeviceKind
 from anju.events import wire
@@ -194,7 +194,7 @@ def http_ingest(
     with live_server(node) as base:
         warm = httpx.get(f"{base}/api/docs", timeout=30)  # the app is up and answering
         assert warm.status_code < 500
-        settle_heap()  # as `anju serve` does once it has started
+        settle_process()  # as `anju serve` does once it has started
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             elapsed, accepted, errors = pool.apply(post_all, (base, jobs, clients))
     if errors:

@@ -62,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest import Site, caught_up, make_events, on_each_database, prepare, rules_worker
 
-from anju.bootstrap import Node, settle_heap
+from anju.bootstrap import Node, settle_process
 from anju.events.adapters.mqtt import BrokerUrl, MqttIngest
 from anju.events.models import StoredEvent
 from anju.org.models import OrgUnit
@@ -202,7 +202,7 @@ def run_mode(
     ingest.start()
     if not ingest.wait_connected(10):
         raise SystemExit("node consumer did not subscribe")
-    settle_heap()  # as `anju worker mqtt` does once it has started
+    settle_process()  # as `anju worker mqtt` does once it has started
     prefix = f"n{per_message}-"
     try:
         batch = messages(site, community, root, n, per_message, prefix)

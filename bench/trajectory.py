@@ -54,7 +54,7 @@ from sqlalchemy import func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from anju.bootstrap import Node, bootstrap, initialise, settle_heap
+from anju.bootstrap import Node, bootstrap, initialise, settle_process
 from anju.config import Settings
 from anju.core import migrate
 from anju.core.scope import Actor
@@ -344,7 +344,7 @@ def measure(node: Node, args: argparse.Namespace, world: World, end: dt.datetime
     def draw(kind: str) -> service.EventFilter:
         return subject_filters(kind, rng, args, window(rng, start, end))
 
-    settle_heap()  # as `anju serve` does once it has started
+    settle_process()  # as `anju serve` does once it has started
     verdicts = []
     for kind in ("person", "card", "plate"):
         plan = explain(node, actor, draw(kind), "ANALYZE, BUFFERS, COSTS OFF")

@@ -71,16 +71,21 @@ def test_secret_key_from_environment(tmp_path, monkeypatch):
     assert not (tmp_path / "d" / "secret.key").exists()
 
 
-def test_settle_heap_freezes_what_start_up_built() -> None:
-    """``anju serve`` and the workers move what start-up built out of the collector's way."""
+def test_settle_process_freezes_what_start_up_built() -> None:
+    """``anju serve`` and the workers move what start-up built out of the collector's way,
+    and hand the interpreter between threads more often than CPython's default."""
     import gc
+    import sys
 
-    from anju.bootstrap import settle_heap
+    from anju.bootstrap import SWITCH_INTERVAL, settle_process
 
     before = gc.get_freeze_count()
+    interval = sys.getswitchinterval()
     built = [{"n": n} for n in range(1000)]  # long-lived, like the app's own objects
     try:
-        settle_heap()
+        settle_process()
         assert gc.get_freeze_count() >= before + len(built)
+        assert sys.getswitchinterval() == SWITCH_INTERVAL < 0.005
     finally:
         gc.unfreeze()
+        sys.setswitchinterval(interval)

@@ -122,7 +122,7 @@ def _run_server(node: Any, on_listening: Callable[[str], None] | None = None) ->
     import uvicorn
 
     from anju.alerts.notify import AlertRelay
-    from anju.bootstrap import settle_heap
+    from anju.bootstrap import settle_process
     from anju.events.relay import EventRelay
     from anju.web.app import create_app
 
@@ -136,7 +136,7 @@ def _run_server(node: Any, on_listening: Callable[[str], None] | None = None) ->
     console.print(f"Anju console: [bold]http://{settings.host}:{settings.port}/[/bold]")
     try:
         web = create_app(node)
-        settle_heap()
+        settle_process()
         server = uvicorn.Server(
             uvicorn.Config(
                 web,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -78,6 +80,9 @@ class TimestampMixin:
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+BUSY_TIMEOUT = 10.0  # seconds a SQLite writer waits for the write lock (PRAGMA busy_timeout)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Transaction control is taken from pysqlite (which would let a SAVEPOINT after a read
     # become the outermost transaction, so RELEASE commits it) and done in _begin_before_write.
@@ -86,7 +91,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
     # Checkpoint the WAL every ~40 MB instead of every 4 MB: event ingest dirties many index
     # pages per batch, and each checkpoint is an fsync paid by the committing request
     # (measured: about twice the insert rate at 4,000+ pages). The file is cut back to
@@ -111,13 +116,69 @@ def _begin_before_write(
     """
     dbapi_connection = conn.connection.dbapi_connection
     if conn.in_transaction() and not dbapi_connection.in_transaction and _WRITES.match(statement):
-        cursor.execute("BEGIN IMMEDIATE")
+        dbapi_connection.begin_immediate(cursor)
+
+
+def _writer_connection() -> type[sqlite3.Connection]:
+    """A ``sqlite3.Connection`` class whose writers, within this process, queue on one lock.
+
+    SQLite lets one transaction write at a time; a second writer that finds the database
+    locked sleeps in SQLite's busy handler (1, 2, 5, 10 … 100 ms between tries), so under
+    load the write lock often lies free while the next writer sleeps. Writers of one process
+    (the server's threads) take this lock first: it passes to the next writer as soon as the
+    last one commits or rolls back. Writers in other processes still meet SQLite's own lock.
+    One class per engine: one lock per database.
+    """
+    lock = threading.Lock()
+
+    class WriterConnection(sqlite3.Connection):
+        writer_lock = lock  # shared by every connection of the engine
+        _holds = False
+
+        def begin_immediate(self, cursor: Any) -> None:
+            if not lock.acquire(timeout=BUSY_TIMEOUT):
+                raise sqlite3.OperationalError("database is locked (a writer of this process)")
+            self._holds = True
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self._release()
+                raise
+
+        def _release(self) -> None:
+            if self._holds:
+                self._holds = False
+                lock.release()
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                if not self.in_transaction:
+                    self._release()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                if not self.in_transaction:
+                    self._release()
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                self._release()
+
+    return WriterConnection
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL mode and enforced foreign keys."""
     if url.startswith("sqlite"):
-        kwargs.setdefault("connect_args", {"check_same_thread": False})
+        kwargs.setdefault(
+            "connect_args", {"check_same_thread": False, "factory": _writer_connection()}
+        )
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "before_cursor_execute", _begin_before_write)

@@ -52,7 +52,7 @@ def mqtt_worker(
     ] = 86_400,
 ) -> None:
     """Consume device events from ANJU_MQTT_URL until interrupted (Ctrl-C or SIGTERM)."""
-    from anju.bootstrap import settle_heap
+    from anju.bootstrap import settle_process
     from anju.cli import configure_logging, err_console, settings_or_exit
     from anju.events.adapters.mqtt import MqttIngest, default_client_id
 
@@ -78,7 +78,7 @@ def mqtt_worker(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     ingest.start()
-    settle_heap()
+    settle_process()
     console.print(f"MQTT worker {ingest.client_id}: consuming {ingest.subscription}")
     try:
         while not done.wait(STATS_EVERY):
@@ -150,7 +150,7 @@ def rules_worker(
 ) -> None:
     """Run the alert models over what the other processes store (ANJU_RULES=worker there)."""
     from anju.alerts.worker import RulesWorker, Shard
-    from anju.bootstrap import settle_heap
+    from anju.bootstrap import settle_process
     from anju.cli import configure_logging, err_console, settings_or_exit
 
     try:
@@ -171,7 +171,7 @@ def rules_worker(
     signal.signal(signal.SIGINT, _stop)
     try:
         worker.start()
-        settle_heap()
+        settle_process()
         assert worker.follower is not None
         console.print(
             f"rules worker {part.name}: following the event store after id {worker.follower.cursor}"
