@@ -249,6 +249,44 @@ def test_plates_link_vehicles_and_trajectory_orders_sightings(client, site):
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "kind"
 
 
+def test_a_large_batch_links_the_few_known_subjects_among_many(client, site, app_node):
+    """The enricher looks up a batch's cards, codes and plates in one go, whatever their
+    number or characters: only the registered ones link, each to its own person and car."""
+    code = "q'\"\\码,]"  # a QR code keeps what a JSON or SQL literal would have to escape
+    with app_node.unit_of_work() as ctx:
+        ctx.session.add(
+            AccessCredential(
+                community_id=site["community_id"], person_id=site["person_id"], kind="qr",
+                value=code,
+            )
+        )  # fmt: skip
+    subjects = [("card", f"C{n:05X}") for n in range(240)] + [("card", "00AB12")]
+    subjects += [("qr", "q'"), ("qr", "码"), ("qr", code[:-1]), ("qr", code)]
+    gate = [
+        event(f"many-g-{i}", subject={"type": t, "value": v}) for i, (t, v) in enumerate(subjects)
+    ]
+    plates = [f"粤B{n:05d}" for n in range(200)] + ["粤B66666"]
+    barrier = [
+        event(f"many-b-{i}", kind="vehicle.passed", device="EV-BAR",
+              subject={"type": "plate", "value": v})
+        for i, v in enumerate(plates)
+    ]  # fmt: skip
+    assert post(client, site["gate_secret"], gate).json()["accepted"] == len(gate)
+    assert post(client, site["barrier_secret"], barrier).json()["accepted"] == len(barrier)
+    with app_node.unit_of_work() as ctx:
+        linked = ctx.session.execute(
+            select(StoredEvent.event_key, StoredEvent.person_id, StoredEvent.vehicle_id).where(
+                StoredEvent.event_key.like("many-%"), StoredEvent.person_id.is_not(None)
+            )
+        ).all()
+    person, car = site["person_id"], site["vehicle_id"]
+    assert sorted(linked) == [
+        (f"many-b-{len(plates) - 1}", person, car),
+        ("many-g-240", person, None),  # the card
+        (f"many-g-{len(subjects) - 1}", person, None),  # the code
+    ]
+
+
 def test_live_feed_streams_new_events_in_scope(app_node, site):
     with live_server(app_node) as base, httpx.Client(base_url=base, timeout=10) as web:
         page = web.get("/login")

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import ARRAY, String, any_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from anju.devices.models import Device, DeviceStatus
@@ -105,14 +105,16 @@ class SqlEnricher:
                     # SQLAlchemy expands parameter by parameter on every delivery.
                     AccessCredential.community_id.in_({w[0] for w in wanted}),
                     AccessCredential.kind.in_({CredentialKind(w[1]) for w in wanted}),
-                    AccessCredential.value.in_({w[2] for w in wanted}),
+                    one_of(self.session, AccessCredential.value, {w[2] for w in wanted}),
                 )
             )
             people = {(r[0], r[1].value, r[2]): r[3] for r in found}
         vehicles: dict[str, tuple[int, int | None]] = {}
         if plates:
             cars = self.session.execute(
-                select(Vehicle.plate, Vehicle.id, Vehicle.owner_id).where(Vehicle.plate.in_(plates))
+                select(Vehicle.plate, Vehicle.id, Vehicle.owner_id).where(
+                    one_of(self.session, Vehicle.plate, plates)
+                )
             )
             vehicles = {r[0]: (r[1], r[2]) for r in cars}
         links: list[tuple[int | None, int | None, int | None]] = []
@@ -156,13 +158,29 @@ class SqlEnricher:
         """Each person's current house (the earliest active residency)."""
         rows = self.session.execute(
             select(Residency.person_id, Residency.house_id)
-            .where(Residency.person_id.in_(person_ids), Residency.end_date.is_(None))
+            .where(
+                one_of(self.session, Residency.person_id, person_ids),
+                Residency.end_date.is_(None),
+            )
             .order_by(Residency.start_date)
         )
         homes: dict[int, int] = {}
         for person_id, house_id in rows:
             homes.setdefault(person_id, house_id)
         return homes
+
+
+def one_of(session: Session, column: Any, values: Collection[Any]) -> Any:
+    """``column IN values`` with the values as one bound parameter: an array on PostgreSQL
+    (``= ANY``), a JSON array on SQLite (``IN (SELECT value FROM json_each(…))``). A plain
+    ``IN`` binds each value as its own parameter and renders the statement anew for every
+    delivery; with a batch's few hundred cards, plates and people that cost more than the
+    queries themselves."""
+    items = list(values)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, items, type_=ARRAY(column.type)))
+    listed = func.json_each(bindparam(None, _json(items), type_=String)).table_valued("value")
+    return column.in_(select(listed.c.value))
 
 
 class SqlStore:
