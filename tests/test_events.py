@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from anju.alerts.facts import stored_seen
 from anju.auth import tokens
 from anju.devices.models import Device
 from anju.events.models import AccessCredential, StoredEvent
@@ -285,6 +286,28 @@ def test_a_large_batch_links_the_few_known_subjects_among_many(client, site, app
         ("many-g-240", person, None),  # the card
         (f"many-g-{len(subjects) - 1}", person, None),  # the code
     ]
+
+
+def test_data_comes_back_as_sent(client, site, app_node):
+    """Search and the alert models read an event's data as it was sent: an integer beyond
+    64 bits (which orjson alone would read as a float) included."""
+    data = {
+        "big": 2**70 + 1,
+        "neg": -(2**65) - 3,
+        "serial": "12345678901234567890123",
+        "ratio": 1.5,
+        "text": "码",
+        "list": [1, None, True],
+    }
+    sent = event("data-1", subject={"type": "card", "value": "00AB12"}, data=data)
+    assert post(client, site["gate_secret"], [sent]).json()["accepted"] == 1
+    sign_in(client, "admin", ADMIN_PASSWORD)
+    found = client.get("/api/v1/events", params={"device": "EV-GATE", "kind": "access.card"})
+    items = [e for e in found.json()["items"] if e["event_id"] == "data-1"]
+    assert [e["data"] for e in items] == [data]
+    with app_node.sessions() as session:
+        seen = stored_seen(session, StoredEvent.event_key == "data-1", 10)
+    assert [e.data for e in seen] == [data]
 
 
 def test_live_feed_streams_new_events_in_scope(app_node, site):

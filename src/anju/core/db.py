@@ -15,6 +15,8 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from anju.core import jsonio
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -179,6 +181,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault(
             "connect_args", {"check_same_thread": False, "factory": _writer_connection()}
         )
+        kwargs.setdefault("json_deserializer", jsonio.loads)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "before_cursor_execute", _begin_before_write)
@@ -191,12 +194,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _psycopg_json(dbapi_connection: Any, _record: Any) -> None:
-    """Read JSON columns with orjson: event rows carry a JSON payload each, and the standard
-    library's decoder was the largest single cost of reading a 300-sighting trajectory."""
-    import orjson
+    """Read JSON columns with :func:`anju.core.jsonio.loads`: event rows carry a JSON
+    payload each, and the standard library's decoder was the largest single cost of
+    reading a 300-sighting trajectory."""
     from psycopg.types.json import set_json_loads
 
-    set_json_loads(orjson.loads, dbapi_connection)
+    set_json_loads(jsonio.loads, dbapi_connection)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
