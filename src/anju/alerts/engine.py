@@ -84,14 +84,22 @@ class Engine:
         """Each event to the models that watch its kind, in order; their drafts."""
         drafts: list[AlertDraft] = []
         configs = self._prepare({e.community_id for e in events})
+        # One context per community and model for the whole batch (they hold the same time):
+        # a rules worker's round is thousands of events.
+        ctxs: dict[tuple[int, str], RuleCtx | None] = {}
         with self._lock:
             for event in events:
                 models = self.by_kind.get(event.kind)
                 if not models:
                     continue
                 event = self._placed(event)
+                community = event.community_id
                 for model in models:
-                    ctx = self._ctx(configs, event.community_id, model, now)
+                    key = (community, model.code)
+                    if key in ctxs:
+                        ctx = ctxs[key]
+                    else:
+                        ctx = ctxs[key] = self._ctx(configs, community, model, now)
                     if ctx is not None:
                         drafts.extend(self._guarded(model, model.on_event, event, ctx))
         return drafts
