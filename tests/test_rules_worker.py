@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from anju.alerts.config_views import model_failures
 from anju.alerts.engine import Engine, NodeRules
@@ -184,8 +184,34 @@ def test_ingest_raises_nothing_and_the_worker_alerts_on_what_was_stored(
             select(AlertEvidence.event_id).where(AlertEvidence.alert_id == alert_id)
         )
         assert list(evidence) == [event_id]
-        assert session.get(RulesCursor, "rules").last_id == event_id  # type: ignore[union-attr]
     assert worker.poll() == 0  # nothing new: nothing read twice
+    with app_node.sessions() as session:  # and, caught up, the cursor is written
+        assert session.get(RulesCursor, "rules").last_id == event_id  # type: ignore[union-attr]
+
+
+def test_a_busy_worker_writes_its_cursor_now_and_then(app_node: Any, site: dict[str, Any]) -> None:
+    """While events keep coming the cursor is written at most every ``save_every`` seconds
+    (on SQLite each write takes the write lock from ingest); once the worker has read
+    everything, at once."""
+    now = [100.0]
+    worker = RulesWorker(app_node, save_every=1.0, clock=lambda: now[0])
+    worker.start()
+
+    def saved() -> int:
+        with app_node.sessions() as session:
+            return session.get(RulesCursor, "rules").last_id  # type: ignore[union-attr]
+
+    start = saved()
+    first = smoke(app_node, "RW-SMOKE", "busy-1")
+    assert worker.poll() == 1 and saved() == start  # just written at start
+    now[0] += 1.0
+    second = smoke(app_node, "RW-SMOKE", "busy-2")
+    assert worker.poll() == 1 and saved() == second  # a second later: written
+    third = smoke(app_node, "RW-SMOKE", "busy-3")
+    now[0] += 0.5
+    assert worker.poll() == 1 and saved() == second
+    assert worker.poll() == 0 and saved() == third  # caught up: written at once
+    assert worker.poll() == 0 and first < second < third
 
 
 def test_a_restarted_worker_alerts_on_what_was_stored_while_it_was_down(
@@ -195,6 +221,7 @@ def test_a_restarted_worker_alerts_on_what_was_stored_while_it_was_down(
     first.start()
     smoke(app_node, "RX-SMOKE", "d1")
     first.poll()
+    first.poll()  # caught up: its cursor is written
     [(alert_id, count)] = fire_alerts(app_node, site["RX"])
     # The worker stops; a second alarm is stored meanwhile.
     later = smoke(app_node, "RX-SMOKE", "d2")
@@ -203,6 +230,7 @@ def test_a_restarted_worker_alerts_on_what_was_stored_while_it_was_down(
     assert second.follower is not None and second.follower.cursor < later
     assert second.poll() == 1
     assert fire_alerts(app_node, site["RX"]) == [(alert_id, count + 1)]  # merged, not again
+    assert second.poll() == 0  # caught up: the cursor is written for the tests after this
 
 
 def test_shards_split_the_communities_and_each_cursor_passes_the_others_events(
@@ -326,6 +354,8 @@ class Broken(AlertModel):
 def test_a_workers_failing_model_is_counted_where_admins_see_it(
     app_node: Any, site: dict[str, Any]
 ) -> None:
+    with app_node.unit_of_work() as ctx:  # a first start: from the newest event stored
+        ctx.session.execute(delete(RulesCursor).where(RulesCursor.name == "rules"))
     worker = RulesWorker(app_node, Shard(0, 1))
     engine = worker.start()
     worker.rules.engine = Engine(facts=engine.facts, history=engine.history,

@@ -6,7 +6,10 @@ what they stored, in id order, through the same :class:`~anju.alerts.engine.Engi
 alert service as the in-process default, and runs the minute's tick for its communities.
 
 **Where it goes on from.** The last id handled is kept per shard in ``rules_cursors``
-(:class:`Follower` moves it; it is written after each round's alerts are stored). On start
+(:class:`Follower` moves it; it is written after a round's alerts are stored, at most every
+``save_every`` seconds while events keep coming — on SQLite each write takes the database's
+write lock from the processes that store events — and at once when the worker has read
+everything or stops). On start
 the models' state is rebuilt from the events up to that id and the worker follows from
 there, so what was stored while it was down is alerted on when it comes back. A round that
 raised alerts but died before its cursor was written is read again: its drafts merge into
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 
 ROUND = 5_000  # events read at most per poll
 GRACE = 10.0  # seconds a missing id holds the cursor
+SAVE_EVERY = 1.0  # seconds between cursor writes while events keep coming
 
 
 @dataclass(frozen=True)
@@ -129,14 +133,25 @@ class Follower:
 class RulesWorker:
     """One shard's models over the event store (see the module docstring)."""
 
-    def __init__(self, node: Any, shard: Shard = Shard(), grace: float = GRACE) -> None:
+    def __init__(
+        self,
+        node: Any,
+        shard: Shard = Shard(),
+        grace: float = GRACE,
+        save_every: float = SAVE_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.node = node
         self.shard = shard
         self.rules = NodeRules(sink=node.rules.sink, ttl=node.rules.ttl)
         self.follower: Follower | None = None
         self.grace = grace
+        self.save_every = save_every
+        self.clock = clock
         self.seen = 0  # events through the models since start
         self._saved_failures: dict[str, int] = {}
+        self._saved_cursor = -1
+        self._saved_at = 0.0
 
     @property
     def failures(self) -> dict[str, int]:
@@ -174,7 +189,6 @@ class RulesWorker:
                 lo, hi = gap
                 self._read(session, and_(StoredEvent.id > lo, StoredEvent.id < hi), ids, events)
             self._read(session, StoredEvent.id > follower.high, ids, events)
-        before = follower.cursor
         if events:
             now = utcnow()
             drafts = self.rules.engine.on_events(events, now)
@@ -182,8 +196,12 @@ class RulesWorker:
                 self.rules.sink(self.node, drafts, now)
             self.seen += len(events)
         follower.handled(ids)
-        if follower.cursor != before or self.failures != self._saved_failures:
-            self._save(follower.cursor)
+        if follower.cursor != self._saved_cursor and (
+            not ids or self.clock() - self._saved_at >= self.save_every
+        ):
+            self._save(follower.cursor)  # caught up, or a while since the last write
+        elif self.failures != self._saved_failures:
+            self._save(self._saved_cursor)
         return len(events)
 
     def tick(self, now: dt.datetime) -> int:
@@ -222,6 +240,8 @@ class RulesWorker:
                 stop.wait(5.0)
             if not full:
                 stop.wait(every)
+        if self.follower is not None and self.follower.cursor != self._saved_cursor:
+            self._save(self.follower.cursor)  # stopping: the next start goes on from here
 
     def _read(
         self, session: Any, where: ColumnElement[bool], ids: list[int], events: list[Seen]
@@ -258,4 +278,5 @@ class RulesWorker:
             else:
                 row.last_id = cursor
                 row.failures = failures
+        self._saved_cursor, self._saved_at = cursor, self.clock()
         self._saved_failures = self.failures
