@@ -99,6 +99,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # (measured: about twice the insert rate at 4,000+ pages). The file is cut back to
     # 64 MB after a burst.
     cursor.execute("PRAGMA wal_autocheckpoint=10000")
+    # A 16 MB page cache per connection instead of 2 MB: a batch of events lands on a few
+    # hundred scattered index pages (subjects, people, vehicles), which a small cache reads
+    # again from the file on every batch (measured: inserts +10 to +20 %; 64 MB did no
+    # better). Pages are only held once read, so an idle connection costs little.
+    cursor.execute("PRAGMA cache_size=-16384")
     cursor.execute("PRAGMA journal_size_limit=67108864")
     cursor.close()
 
