@@ -184,9 +184,10 @@ def make_events(
 
 def http_ingest(
     node: Node, site: Site, batches: list[tuple[int, list[dict[str, Any]]]], clients: int
-) -> tuple[float, int]:
+) -> tuple[float, int, float]:
     """POST every batch from ``clients`` threads of a separate process (the server keeps
-    this process's interpreter to itself); seconds from the first request to the last answer."""
+    this process's interpreter to itself); seconds from the first request to the last
+    answer, events accepted, and the client process's CPU seconds (it shares the machine)."""
     jobs = [
         (site.senders[who][3], json.dumps(items, ensure_ascii=False).encode())
         for who, items in batches
@@ -196,15 +197,27 @@ def http_ingest(
         assert warm.status_code < 500
         settle_process()  # as `anju serve` does once it has started
         with multiprocessing.get_context("spawn").Pool(1) as pool:
-            elapsed, accepted, errors = pool.apply(post_all, (base, jobs, clients))
+            pool.apply(time.sleep, (0,))  # the client process is up before the clock starts
+            server_cpu = time.process_time()
+            elapsed, accepted, errors, client_cpu = pool.apply(post_all, (base, jobs, clients))
+            SERVER_CPU.append(time.process_time() - server_cpu)
     if errors:
         raise SystemExit(f"HTTP ingest failed: {errors[0]}")
-    return elapsed, accepted
+    return elapsed, accepted, client_cpu
+
+
+SERVER_CPU: list[float] = []  # this process's CPU seconds during each HTTP run
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) another process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def post_all(
     base: str, jobs: list[tuple[str, bytes]], clients: int
-) -> tuple[float, int, list[str]]:
+) -> tuple[float, int, list[str], float]:
     """The client process: ``clients`` keep-alive connections sharing the jobs."""
     accepted = [0] * clients
     errors: list[str] = []
@@ -226,12 +239,12 @@ def post_all(
                 accepted[i] += r.json()["accepted"]
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return time.perf_counter() - start, sum(accepted), errors
+    return time.perf_counter() - start, sum(accepted), errors, time.process_time() - cpu
 
 
 def raw_rows(site: Site, batches: list[tuple[int, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
@@ -389,9 +402,12 @@ def run(node: Node, label: str, args: argparse.Namespace) -> None:
     site = prepare(node, args.residents)
     batches = make_events(site, args.events, args.batch, "h", seed=1)
     worker = rules_worker(node) if args.rules == "worker" else None
+    worker_cpu = cpu_seconds(worker.pid) if worker is not None else 0.0
     try:
-        elapsed, accepted = http_ingest(node, site, batches, args.clients)
+        elapsed, accepted, client_cpu = http_ingest(node, site, batches, args.clients)
         lag = caught_up(node) if worker is not None else 0.0
+        if worker is not None:
+            worker_cpu = cpu_seconds(worker.pid) - worker_cpu
     finally:
         if worker is not None:
             worker.terminate()
@@ -401,6 +417,13 @@ def run(node: Node, label: str, args: argparse.Namespace) -> None:
         f"{label}: HTTP ingest {args.events} events in batches of {args.batch} from "
         f"{args.clients} clients: {elapsed:.2f} s = {http_rate:,.0f} events/s "
         f"(accepted {accepted}/{args.events})"
+    )
+    per = 1e6 / args.events
+    print(
+        f"{label}: CPU per event meanwhile: server {SERVER_CPU[-1] * per:.1f} µs"
+        + (f", rules worker {worker_cpu * per:.1f} µs" if worker is not None else "")
+        + f", client process {client_cpu * per:.1f} µs (2 cores: {2 * elapsed * per:.1f} µs "
+        "of CPU per event in all)"
     )
     if worker is not None:
         print(
