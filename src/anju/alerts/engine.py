@@ -100,8 +100,14 @@ class Engine:
                         ctx = ctxs[key]
                     else:
                         ctx = ctxs[key] = self._ctx(configs, community, model, now)
-                    if ctx is not None:
-                        drafts.extend(self._guarded(model, model.on_event, event, ctx))
+                    if ctx is None:
+                        continue
+                    try:  # as _guarded, inline: this loop runs for every event and model
+                        found = model.on_event(event, ctx)
+                        if found:
+                            drafts.extend(found)
+                    except Exception:
+                        self._failed(model)
         return drafts
 
     def on_tick(self, now: dt.datetime, communities: Iterable[int]) -> list[AlertDraft]:
@@ -171,12 +177,16 @@ class Engine:
         try:
             return list(call(*args))
         except Exception:
-            # The event is stored already; one broken model must not stop the others.
-            self.failures[model.code] += 1
-            log.exception(
-                "alert model %s failed (%d failures so far)", model.code, self.failures[model.code]
-            )
+            self._failed(model)
             return []
+
+    def _failed(self, model: AlertModel) -> None:
+        """Count and log a model's exception (call from the ``except`` block). The event is
+        stored already; one broken model must not stop the others."""
+        self.failures[model.code] += 1
+        log.exception(
+            "alert model %s failed (%d failures so far)", model.code, self.failures[model.code]
+        )
 
 
 def default_models() -> list[AlertModel]:

@@ -278,6 +278,12 @@ class SqlFacts:
         for community_id in community_ids:
             self.of(community_id)
 
+    def _now(self, community_id: int) -> MemoryFacts:
+        """The community's snapshot as it is: the per-event questions below skip the age
+        check, which :meth:`warm` makes once per batch (and loads what is missing)."""
+        snap = self._snapshots.get(community_id)
+        return snap.facts if snap is not None else self.of(community_id)
+
     def _refresh(self, community_id: int) -> None:
         try:
             self._load(community_id)
@@ -303,14 +309,14 @@ class SqlFacts:
 
     def _for_house(self, house_id: int) -> MemoryFacts | None:
         community = self._house_community.get(house_id)
-        return self.of(community) if community is not None else None
+        return self._now(community) if community is not None else None
 
     def place(self, device_id: int) -> Place | None:
         community = self._device_community.get(device_id)
-        return self.of(community).place(device_id) if community is not None else None
+        return self._now(community).place(device_id) if community is not None else None
 
     def is_registered(self, community_id: int, person_id: int) -> bool:
-        return self.of(community_id).is_registered(community_id, person_id)
+        return self._now(community_id).is_registered(community_id, person_id)
 
     def is_resident(self, house_id: int, person_id: int) -> bool:
         facts = self._for_house(house_id)
@@ -325,17 +331,17 @@ class SqlFacts:
         return facts is not None and facts.rented(house_id)
 
     def elderly_alone(self, community_id: int) -> dict[int, int]:
-        return self.of(community_id).elderly_alone(community_id)
+        return self._now(community_id).elderly_alone(community_id)
 
     def watch_hits(self, community_id: int, event: Seen) -> list[WatchHit]:
-        return self.of(community_id).watch_hits(community_id, event)
+        return self._now(community_id).watch_hits(community_id, event)
 
     def person_name(self, person_id: int) -> str | None:
         community = self._person_community.get(person_id)
-        return self.of(community).person_name(person_id) if community is not None else None
+        return self._now(community).person_name(person_id) if community is not None else None
 
     def devices_of(self, community_id: int, kind: str) -> list[int]:
-        return self.of(community_id).devices_of(community_id, kind)
+        return self._now(community_id).devices_of(community_id, kind)
 
 
 def load(session: Session, community_id: int) -> MemoryFacts:
