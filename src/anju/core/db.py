@@ -6,7 +6,7 @@ import datetime as dt
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -158,15 +158,16 @@ def _writer_connection() -> type[sqlite3.Connection]:
                 lock.release()
 
         def commit(self) -> None:
-            try:
-                super().commit()
-            finally:
-                if not self.in_transaction:
-                    self._release()
+            self._end(super().commit)
 
         def rollback(self) -> None:
+            self._end(super().rollback)
+
+        def _end(self, end: Callable[[], None]) -> None:
+            """Commit or roll back; the lock passes on once no transaction is left open
+            (a failed commit keeps it until the rollback that follows)."""
             try:
-                super().rollback()
+                end()
             finally:
                 if not self.in_transaction:
                     self._release()
