@@ -6,14 +6,13 @@ what they stored, in id order, through the same :class:`~anju.alerts.engine.Engi
 alert service as the in-process default, and runs the minute's tick for its communities.
 
 **Where it goes on from.** The last id handled is kept per shard in ``rules_cursors``
-(:class:`Follower` moves it; it is written after a round's alerts are stored, at most every
-``save_every`` seconds while events keep coming — on SQLite each write takes the database's
-write lock from the processes that store events — and at once when the worker has read
-everything or stops). On start
+(:class:`Follower` moves it). It is written after a round's alerts are stored: at once when
+the worker has read everything or stops, otherwise at most every ``save_every`` seconds
+(on SQLite each write takes the write lock from the processes that store events). On start
 the models' state is rebuilt from the events up to that id and the worker follows from
-there, so what was stored while it was down is alerted on when it comes back. A round that
-raised alerts but died before its cursor was written is read again: its drafts merge into
-the open alerts by fingerprint (their count rises), nothing is raised twice.
+there, so what was stored while it was down is alerted on when it comes back. Rounds that
+raised alerts but died before the cursor was written are read again: their drafts merge
+into the open alerts by fingerprint (their count rises), nothing is raised twice.
 
 **Ids that commit late.** On PostgreSQL ids are drawn before the transaction commits, so a
 batch with lower ids can become visible after one with higher ids. The cursor only moves
@@ -196,12 +195,11 @@ class RulesWorker:
                 self.rules.sink(self.node, drafts, now)
             self.seen += len(events)
         follower.handled(ids)
-        if follower.cursor != self._saved_cursor and (
+        moved = follower.cursor != self._saved_cursor and (
             not ids or self.clock() - self._saved_at >= self.save_every
-        ):
-            self._save(follower.cursor)  # caught up, or a while since the last write
-        elif self.failures != self._saved_failures:
-            self._save(self._saved_cursor)
+        )  # caught up, or a while since the last write
+        if moved or self.failures != self._saved_failures:
+            self._save(follower.cursor)
         return len(events)
 
     def tick(self, now: dt.datetime) -> int:
