@@ -142,3 +142,28 @@ def test_each_engine_has_its_own_lock(tmp_path):
     finally:
         a.dispose()
         b.dispose()
+
+
+def test_a_writer_that_waits_too_long_is_told_why(engine, monkeypatch):
+    """Past the busy timeout a second writer gives up with a reason, and the first one's
+    transaction is untouched."""
+    monkeypatch.setattr("anju.core.db.BUSY_TIMEOUT", 0.2)
+    factory = make_session_factory(engine)
+    failed: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with transaction(factory) as session:
+                session.execute(insert(items).values(n=2))
+        except BaseException as exc:  # reported below
+            failed.append(exc)
+
+    with transaction(factory) as session:
+        session.execute(insert(items).values(n=1))
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(10)
+    assert len(failed) == 1
+    assert "another write of this process held it" in str(failed[0])
+    with factory() as session:
+        assert session.scalars(select(items.c.n)).all() == [1]

@@ -144,7 +144,10 @@ def _writer_connection() -> type[sqlite3.Connection]:
 
         def begin_immediate(self, cursor: Any) -> None:
             if not lock.acquire(timeout=BUSY_TIMEOUT):
-                raise sqlite3.OperationalError("database is locked (a writer of this process)")
+                raise sqlite3.OperationalError(
+                    f"database is locked: another write of this process held it for "
+                    f"{BUSY_TIMEOUT:g} s; try again"
+                )
             self._holds = True
             try:
                 cursor.execute("BEGIN IMMEDIATE")
